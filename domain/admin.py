@@ -1,0 +1,3 @@
+"""domain admin."""
+
+from __future__ import annotations

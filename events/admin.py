@@ -1,0 +1,3 @@
+"""events admin."""
+
+from __future__ import annotations

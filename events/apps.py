@@ -1,0 +1,11 @@
+"""The immutable log: gateway, raw and parsed events, parsers."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class EventsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "events"
+    verbose_name = "events"

@@ -1,0 +1,3 @@
+"""events models."""
+
+from __future__ import annotations

@@ -1,0 +1,11 @@
+"""The project app: role entrypoints, role heartbeats, health, the API root."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class FleetConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "fleet"
+    verbose_name = "Fleet Platform"

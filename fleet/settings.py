@@ -1,0 +1,145 @@
+"""Fleet Platform settings: one module, driven by the environment (django-environ).
+
+Production differs from a laptop only by environment variables; `.env.example` lists every key.
+When DATABASE_URL is unset we use the embedded default: the private cluster `bin/pg` runs for this checkout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+from fleet.logging import configure_logging
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+EMBEDDED_DATABASE_URL = "postgis://postgres@127.0.0.1:{port}/{db}".format(
+    port=env.int("FLEET_PG_PORT", default=54329), db=env.str("FLEET_PG_DB", default="fleet")
+)
+
+DEBUG = env.bool("DEBUG", default=False)
+# The default key is for the embedded local set-up only; a deployment sets SECRET_KEY.
+SECRET_KEY = env.str("SECRET_KEY", default="insecure-local-only-key-set-SECRET_KEY-in-production")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+APP_MODE = env.str("APP_MODE", default="dev")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.gis",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "ninja",
+    "pgtrigger",
+    "pghistory",
+    "pghistory.admin",
+    "procrastinate.contrib.django",
+    # Layers, bottom first (an app never imports one above it): see docs in README.
+    "slo",
+    "domain",
+    "events",
+    "state",
+    "geo",
+    "ops",
+    "fleet",
+]
+
+MIDDLEWARE = [
+    "fleet.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "pghistory.middleware.HistoryMiddleware",
+]
+# The push path (/push/...) is served by a handler with only these: authenticate, one INSERT, answer.
+PUSH_MIDDLEWARE = ["fleet.middleware.RequestIdMiddleware"]
+
+ROOT_URLCONF = "fleet.urls"
+WSGI_APPLICATION = "fleet.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db_url("DATABASE_URL", default=EMBEDDED_DATABASE_URL)}
+DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
+DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_fleet")}
+# Behind pgbouncer in transaction mode (the gateway in compose), server-side cursors must be off.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("DB_BEHIND_PGBOUNCER", default=False)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+# Time is stored in UTC; shown in DISPLAY_TIME_ZONE (East Africa Time) unless a user chooses otherwise.
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="Africa/Nairobi")
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / ".var" / "static")
+
+# Debian's GDAL 3.6 is older than GeoDjango 5.2 would like; the features we use work with it.
+SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+
+# --- Roles -------------------------------------------------------------------------------------------
+GATEWAY_BIND = env.str("GATEWAY_BIND", default="127.0.0.1:8000")
+GATEWAY_WORKERS = env.int("GATEWAY_WORKERS", default=2)
+GATEWAY_TIMEOUT_S = env.int("GATEWAY_TIMEOUT_S", default=30)
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=2)
+# A role is unhealthy when its own heartbeat is older than this (it beats every ROLE_HEARTBEAT_EVERY_S).
+ROLE_HEARTBEAT_EVERY_S = env.int("ROLE_HEARTBEAT_EVERY_S", default=5)
+ROLE_HEARTBEAT_MAX_AGE_S = env.int("ROLE_HEARTBEAT_MAX_AGE_S", default=30)
+MIGRATION_WAIT_TIMEOUT_S = env.int("MIGRATION_WAIT_TIMEOUT_S", default=300)
+
+# --- procrastinate -----------------------------------------------------------------------------------
+PROCRASTINATE_ON_APP_READY = "fleet.jobs.on_app_ready"
+# Queues: the worker role drains `parse` and `project`; the cron role runs the periodic tasks.
+WORKER_QUEUES = ["parse", "project", "worker"]
+CRON_QUEUES = ["cron"]
+
+# --- Demo superuser (embedded default only) ------------------------------------------------------------
+DEMO_SUPERUSER = env.str("DEMO_SUPERUSER", default="admin")
+DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="fleet-demo-admin")
+
+# --- Logging: structlog JSON to stdout, with the request id --------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT)

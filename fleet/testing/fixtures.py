@@ -1,0 +1,128 @@
+"""Fixtures shared by every app's tests: domain factories and real role processes on the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.db import connection
+
+from domain.models import Account, Device, Vehicle
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def account(db: Any) -> Account:
+    return Account.objects.create(name="Nairobi", jimi_account="rahama_nbo")
+
+
+@pytest.fixture
+def make_device(account: Account) -> Callable[..., Device]:
+    counter = iter(range(10**6))
+
+    def make(imei: str | None = None, plate: str | None = None, **kwargs: Any) -> Device:
+        vehicle = Vehicle.objects.create(plate=plate) if plate else None
+        return Device.objects.create(
+            imei=imei or f"86012106{next(counter):07d}", account=kwargs.pop("account", account),
+            vehicle=vehicle, **kwargs,
+        )  # fmt: skip
+
+    return make
+
+
+def test_database_url() -> str:
+    """DATABASE_URL of the database the tests run against (the per-xdist-worker test database)."""
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgis://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+test_database_url.__test__ = False  # type: ignore[attr-defined]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RoleProcess:
+    """A real role (`manage.py gateway|worker|cron`) running against the test database."""
+
+    def __init__(self, role: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.role = role
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "GATEWAY_BIND": f"127.0.0.1:{self.port}",
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RoleProcess:
+        argv = [sys.executable, "manage.py", self.role, *self.args]
+        if self.role == "worker":
+            argv.append("--no-migrate")
+        if self.role in ("gateway", "cron"):
+            argv.append("--no-wait")
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, start_new_session=True)  # noqa: S603
+        return self
+
+    def stop(self, sig: int = 15) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+    def wait_http(self, path: str = "/health/gateway", timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.base_url + path, timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise TimeoutError(f"{self.role} did not answer on {self.base_url}")
+
+
+@pytest.fixture
+def role_process() -> Iterator[Callable[..., RoleProcess]]:
+    started: list[RoleProcess] = []
+
+    def start(role: str, *args: str, env: dict[str, str] | None = None) -> RoleProcess:
+        proc = RoleProcess(role, *args, env=env).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20, every: float = 0.1) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(every)

@@ -1,0 +1,3 @@
+"""geo admin."""
+
+from __future__ import annotations

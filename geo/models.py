@@ -1,0 +1,3 @@
+"""geo models."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""ops admin."""
+
+from __future__ import annotations

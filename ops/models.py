@@ -1,0 +1,3 @@
+"""ops models."""
+
+from __future__ import annotations

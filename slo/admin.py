@@ -1,0 +1,3 @@
+"""slo admin."""
+
+from __future__ import annotations

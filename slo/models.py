@@ -1,0 +1,3 @@
+"""slo models."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""state admin."""
+
+from __future__ import annotations

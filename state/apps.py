@@ -1,0 +1,11 @@
+"""Derived projections, rebuildable from the event log."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class StateConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "state"
+    verbose_name = "state"

@@ -1,0 +1,3 @@
+"""state models."""
+
+from __future__ import annotations
