@@ -18,10 +18,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from fleet.migrations_state import migrations_complete
+from fleet.roles import ROLES, role_application_name
 
-ROLES = ("gateway", "worker", "cron")
-# procrastinate's listener runs `LISTEN "procrastinate_queue_v1#<queue>"` once and then idles on it.
-WORKER_LISTEN_PATTERN = 'LISTEN "procrastinate_queue_v1#parse"%'
+# The worker's procrastinate listener runs `LISTEN "procrastinate_queue_v1#<queue>"` and then idles on it; its
+# connection carries the role's application name.
+WORKER_APPLICATION_NAME = role_application_name("worker")
 
 
 def _database_now() -> datetime:
@@ -40,8 +41,9 @@ def _heartbeat_age_s(role: str, now: datetime) -> float | None:
 def _worker_listeners() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE %s",
-            [WORKER_LISTEN_PATTERN],
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = %s AND query LIKE 'LISTEN %%'",
+            [WORKER_APPLICATION_NAME],
         )
         return cursor.fetchone()[0]
 

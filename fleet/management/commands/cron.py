@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from fleet.management.commands._roles import run_procrastinate_worker
+from fleet.roles import run_procrastinate_worker
 
 
 class Command(BaseCommand):
