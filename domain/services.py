@@ -30,7 +30,8 @@ from domain.models import (
 from domain.plates import normalize_plate
 
 # SQLSTATE of a plpgsql RAISE EXCEPTION, which is how the pgtrigger FSM trigger refuses a transition.
-# psycopg 3 maps it to RaiseException, an InternalError, which Django re-raises as db.utils.InternalError.
+# psycopg 3 raises errors.RaiseException (a ProgrammingError), re-raised by Django as db.utils.ProgrammingError;
+# we match the SQLSTATE rather than the class, which differs between psycopg 2 and 3.
 RAISE_EXCEPTION_SQLSTATE = "P0001"
 
 
@@ -85,8 +86,10 @@ def device_transition(*, device: Device, to: str, reason: str, user: Any = None)
     with pghistory.context(**_history_context(user, reason)):
         try:
             with transaction.atomic():
-                updated = Device.objects.filter(pk=device.pk).exclude(lifecycle=to).update(
-                    lifecycle=to, lifecycle_reason=reason
+                updated = (
+                    Device.objects.filter(pk=device.pk)
+                    .exclude(lifecycle=to)
+                    .update(lifecycle=to, lifecycle_reason=reason)
                 )
         except DatabaseError as exc:
             if getattr(exc.__cause__, "sqlstate", None) != RAISE_EXCEPTION_SQLSTATE:
@@ -109,9 +112,7 @@ def _describe_period(assignment: DriverAssignment) -> str:
 
 
 def _overlap_error(*, vehicle: Vehicle, driver: Driver, period: DateTimeTZRange) -> AssignmentOverlapError:
-    clash = (
-        DriverAssignment.objects.filter(period__overlap=period, vehicle=vehicle).select_related("driver").first()
-    )
+    clash = DriverAssignment.objects.filter(period__overlap=period, vehicle=vehicle).select_related("driver").first()
     if clash is not None:
         return AssignmentOverlapError(
             f"{vehicle.plate} already has {clash.driver} {_describe_period(clash)}; end that assignment first"
@@ -304,16 +305,6 @@ class _DeviceImporter:
         # Only the imported fields: a whole-row save could write back a lifecycle changed meanwhile.
         device.save(update_fields=changed)
         row.action = RowAction.UPDATE
-
-            changed = [key for key, value in changes.items() if getattr(device, key) != value]
-            if not changed:
-                return
-            row.messages.insert(0, "changed: " + ", ".join(changed))
-            for key in changed:
-                setattr(device, key, changes[key])
-            row.action = RowAction.UPDATE
-        device.full_clean(validate_unique=False, validate_constraints=False)
-        device.save()
 
 
 def _error_messages(exc: ValidationError | IntegrityError) -> list[str]:

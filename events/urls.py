@@ -1,7 +1,19 @@
-"""Push endpoints (served by the lean push handler, see fleet.wsgi)."""
+"""Push endpoints, served by the lean push handler (fleet.wsgi): authenticate, one INSERT, answer."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.conf import settings
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from events import gateway
+
+app_name = "push"
+
+urlpatterns = [
+    path("iothub/<slug:source>/<str:path>", gateway.push_iothub, name="iothub"),
+    path("tsp/<slug:source>/<str:key>", gateway.push_tsp, name="tsp"),
+    path("hmac/<slug:source>", gateway.push_hmac, name="hmac"),
+]
+
+if settings.BENCH_BARE_VIEW:
+    urlpatterns.append(path("_bare/<slug:source>", gateway.bench_bare_insert, name="bench-bare"))

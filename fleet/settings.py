@@ -129,6 +129,26 @@ ROLE_HEARTBEAT_EVERY_S = env.int("ROLE_HEARTBEAT_EVERY_S", default=5)
 ROLE_HEARTBEAT_MAX_AGE_S = env.int("ROLE_HEARTBEAT_MAX_AGE_S", default=30)
 MIGRATION_WAIT_TIMEOUT_S = env.int("MIGRATION_WAIT_TIMEOUT_S", default=300)
 
+# --- Push gateway ------------------------------------------------------------------------------------
+PUSH_MAX_BODY_BYTES = env.int("PUSH_MAX_BODY_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = PUSH_MAX_BODY_BYTES
+PUSH_HMAC_MAX_SKEW_S = env.int("PUSH_HMAC_MAX_SKEW_S", default=300)
+# Sources are cached per gateway process; a disabled source or new secret applies within this many seconds.
+PUSH_SOURCE_CACHE_S = env.float("PUSH_SOURCE_CACHE_S", default=5.0)
+# Only behind a proxy you run (it must overwrite the header): the sender address for CIDR allow-lists.
+PUSH_TRUST_X_FORWARDED_FOR = env.bool("PUSH_TRUST_X_FORWARDED_FOR", default=False)
+# Benchmarks only: mounts /push/_bare/<source>, the INSERT without authentication (bench_ingest's ceiling).
+BENCH_BARE_VIEW = env.bool("BENCH_BARE_VIEW", default=False)
+# The URL senders are told to use (printed by `manage.py push_source`).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+
+# --- Parsing -----------------------------------------------------------------------------------------
+PARSE_BATCH_SIZE = env.int("PARSE_BATCH_SIZE", default=500)
+# The safety net behind the commit-time wake-up: drain whatever is waiting every this many seconds.
+PARSE_SWEEP_EVERY_S = env.int("PARSE_SWEEP_EVERY_S", default=5)
+# Monthly partitions of the log tables are created this far ahead (daily task and `manage.py partitions`).
+LOG_PARTITIONS_AHEAD_MONTHS = env.int("LOG_PARTITIONS_AHEAD_MONTHS", default=3)
+
 # --- procrastinate -----------------------------------------------------------------------------------
 PROCRASTINATE_ON_APP_READY = "fleet.jobs.on_app_ready"
 # Queues: the worker role drains `parse` and `project`; the cron role runs the periodic tasks.

@@ -32,6 +32,8 @@ class Command(BaseCommand):
             "--graceful-timeout", "10",
             "--access-logfile", "-" if settings.DEBUG else "/dev/null",
             "--error-logfile", "-",
+            # One control socket per user by default: several gateways on a machine (tests, benches) would fight.
+            "--no-control-socket",
         ]  # fmt: skip
         if opts["reload"] or (settings.APP_MODE == "dev" and settings.DEBUG):
             argv.append("--reload")

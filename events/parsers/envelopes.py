@@ -1,0 +1,136 @@
+"""Body → items: the transport envelopes (API.md §2), and the loop that turns items into a ParseResult."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from pydantic import ValidationError
+
+from events.parsers.base import ItemError, ParsedEvent, ParseError, ParseResult, RawBody
+from events.parsers.items import SECRET_FIELDS
+
+ItemParser = Callable[[dict[str, Any], datetime], ParsedEvent]
+Splitter = Callable[[RawBody], list[Any]]
+
+
+def decode_text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"body is not UTF-8 (invalid byte at offset {exc.start})") from None
+
+
+def decode_form(body: bytes) -> dict[str, str]:
+    """Form fields, first value of each. Percent-escapes must decode as UTF-8 too."""
+    try:
+        fields = parse_qs(decode_text(body), keep_blank_values=True, strict_parsing=False, errors="strict")
+    except UnicodeDecodeError:
+        raise ParseError("form field is not UTF-8 after percent-decoding") from None
+    return {name: values[0] for name, values in fields.items()}
+
+
+def decode_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # Position only, never the content: a body can carry the push token.
+        raise ParseError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def looks_like_json(raw: RawBody) -> bool:
+    # The body decides, not Content-Type: a form body never starts with a bracket (it would be %7B).
+    return raw.body.lstrip()[:1] in (b"{", b"[")
+
+
+def as_items(value: Any, what: str) -> list[Any]:
+    """An array is a batch; a single object is one item (some IoT Hub callbacks send one object)."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return [value]
+    raise ParseError(f"{what} is a JSON {type(value).__name__}, expected an array or an object")
+
+
+def iothub_items(raw: RawBody, *, bare_form_is_item: bool = False) -> list[Any]:
+    """IoT Hub: form `token` + `data_list` (JSON array string); a JSON object body is one item."""
+    if not raw.body.strip():
+        raise ParseError("empty body")
+    if looks_like_json(raw):
+        document = decode_json(decode_text(raw.body), "body")
+        if isinstance(document, dict) and "data_list" in document:
+            document = _json_field(document["data_list"], "data_list")
+        return as_items(document, "body")
+    form = decode_form(raw.body)
+    if "data_list" in form:
+        return as_items(decode_json(form["data_list"], "data_list"), "data_list")
+    if bare_form_is_item:
+        return [{name: value for name, value in form.items() if name not in SECRET_FIELDS}]
+    raise ParseError(f"form has no data_list field (fields: {_field_names(form)})")
+
+
+def _field_names(form: dict[str, str]) -> str:
+    # Names only, cut short: a value (the push token) must never reach an error message.
+    names = sorted(name[:24] for name in form)
+    return ", ".join(names[:8]) + (", …" if len(names) > 8 else "") if names else "none"
+
+
+def _json_field(value: Any, what: str) -> Any:
+    return decode_json(value, what) if isinstance(value, str) else value
+
+
+def tsp_items(raw: RawBody) -> list[Any]:
+    """TSP push: form `msgType` + `data` (one JSON object as a string)."""
+    if not raw.body.strip():
+        raise ParseError("empty body")
+    if looks_like_json(raw):
+        document = decode_json(decode_text(raw.body), "body")
+        data = document.get("data", document) if isinstance(document, dict) else document
+    else:
+        form = decode_form(raw.body)
+        if "data" not in form:
+            raise ParseError(f"form has no data field (fields: {_field_names(form)})")
+        data = form["data"]
+    return as_items(_json_field(data, "data"), "data")
+
+
+def json_document(raw: RawBody) -> Any:
+    if not raw.body.strip():
+        raise ParseError("empty body")
+    return decode_json(decode_text(raw.body), "body")
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """ "lat: not a number 'abc'" — field as the sender named it, our coercer's message."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = "missing" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def parse_items(items: list[Any], parse_item: ItemParser, received_at: datetime) -> ParseResult:
+    """Parse each item on its own: a bad item becomes one readable error, the rest still parse."""
+    result = ParseResult(events=[], item_errors=[])
+    for index, item in enumerate(items):
+        where = f"item {index}"
+        try:
+            if not isinstance(item, dict):
+                raise ItemError(f"not a JSON object ({type(item).__name__})")
+            result.events.append(parse_item(item, received_at))
+        except ValidationError as exc:
+            result.item_errors.append(f"{where}: {describe_validation_error(exc)}")
+        except ValueError as exc:  # ItemError, or a coercion failing outside pydantic
+            result.item_errors.append(f"{where}: {exc}")
+    return result
+
+
+def items_parser(split: Splitter, parse_item: ItemParser) -> Callable[[RawBody], ParseResult]:
+    def parse(raw: RawBody) -> ParseResult:
+        return parse_items(split(raw), parse_item, raw.received_at)
+
+    return parse

@@ -1,0 +1,270 @@
+"""Writes of the events layer: parse raw rows into events_parsed, provision unknown devices, keep partitions.
+
+The parse path: claim a batch from the work-list (SKIP LOCKED), run the pure parser of each row's source and
+kind, write the typed rows (deduplicated), record the outcome on the raw row — all in one transaction, so a
+worker killed mid-batch leaves the batch claimed by nobody and parsed by nobody.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from django.db import connection, transaction
+
+from domain.models import Device, Lifecycle
+from events.models import RawStatus
+from events.parsers import ParseError, ParseResult, parse_raw, parser_version
+
+log = structlog.get_logger(__name__)
+
+# How much of an error message a raw row keeps (the rest is in the worker's log).
+ERROR_MAX_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class RawRow:
+    id: int
+    received_at: datetime
+    source_kind: str
+    push_kind: str
+    content_type: str
+    body: bytes
+    account_id: int | None
+
+
+@dataclass
+class ParseOutcome:
+    rows: int = 0
+    events: int = 0
+    failed: int = 0
+    partial: int = 0
+    raw_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _RowResult:
+    row: RawRow
+    status: str
+    version: str
+    events: list = field(default_factory=list)
+    error: str = ""
+
+
+_RAW_SELECT = """
+SELECT r.id, r.received_at, r.source_kind, r.push_kind, r.content_type, r.body, s.account_id
+  FROM events_raw r LEFT JOIN events_push_sources s ON s.id = r.source_id
+"""
+
+
+def raw_events_claim(*, limit: int) -> list[RawRow]:
+    """Take up to `limit` rows off the work-list for this transaction (others skip them)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM events_raw_pending WHERE raw_id IN ("
+            " SELECT raw_id FROM events_raw_pending ORDER BY raw_id FOR UPDATE SKIP LOCKED LIMIT %s"
+            ") RETURNING raw_id, received_at",
+            [limit],
+        )
+        claimed = cursor.fetchall()
+    if not claimed:
+        return []
+    return raw_rows_fetch(ids=[c[0] for c in claimed], received=[c[1] for c in claimed])
+
+
+def raw_rows_fetch(*, ids: Sequence[int], received: Sequence[datetime]) -> list[RawRow]:
+    with connection.cursor() as cursor:
+        # received_at lets the planner prune partitions.
+        cursor.execute(
+            _RAW_SELECT + " WHERE r.id = ANY(%s) AND r.received_at = ANY(%s) ORDER BY r.id",
+            [list(ids), list(set(received))],
+        )
+        return [RawRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6]) for r in cursor.fetchall()]
+
+
+def _parse_one(row: RawRow) -> _RowResult:
+    version = parser_version(row.source_kind, row.push_kind)
+    if row.account_id is None:
+        return _RowResult(row, RawStatus.FAILED, version, error="raw row has no source account")
+    try:
+        result: ParseResult = parse_raw(
+            source_kind=row.source_kind,
+            push_kind=row.push_kind,
+            content_type=row.content_type,
+            body=row.body,
+            received_at=row.received_at,
+        )
+    except ParseError as exc:
+        return _RowResult(row, RawStatus.FAILED, version, error=str(exc)[:ERROR_MAX_CHARS])
+    except Exception as exc:  # a parser bug must never kill the worker: the row says what happened
+        log.exception("parse.crashed", raw_id=row.id)
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        return _RowResult(row, RawStatus.FAILED, version, error=f"parser crashed: {detail}"[:ERROR_MAX_CHARS])
+    if result.item_errors:
+        error = "\n".join(result.item_errors)[:ERROR_MAX_CHARS]
+        status = RawStatus.PARTIAL if result.events else RawStatus.FAILED
+        return _RowResult(row, status, version, events=result.events, error=error)
+    return _RowResult(row, RawStatus.PARSED, version, events=result.events)
+
+
+def devices_resolve(*, imeis_by_account: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """IMEI → (device id, account id). Unknown IMEIs are provisioned under the given account, never dropped."""
+    if not imeis_by_account:
+        return {}
+    known = {
+        imei: (pk, acc)
+        for pk, imei, acc in Device.objects.filter(imei__in=list(imeis_by_account)).values_list(
+            "id", "imei", "account_id"
+        )
+    }
+    missing = [imei for imei in imeis_by_account if imei not in known]
+    if missing:
+        Device.objects.bulk_create(
+            [
+                Device(
+                    imei=imei,
+                    account_id=imeis_by_account[imei],
+                    lifecycle=Lifecycle.PROVISIONED,
+                    lifecycle_reason="first seen in a push",
+                )
+                for imei in missing
+            ],
+            ignore_conflicts=True,  # another worker may provision the same IMEI at the same time
+        )
+        for pk, imei, acc in Device.objects.filter(imei__in=missing).values_list("id", "imei", "account_id"):
+            known[imei] = (pk, acc)
+        log.info("devices.provisioned", count=len(missing))
+    return known
+
+
+_PARSED_INSERT = """
+INSERT INTO events_parsed (raw_id, raw_received_at, kind, account_id, device_id, occurred_at, received_at,
+                           parser_version, payload, dedup_key)
+SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::bigint[], %s::bigint[], %s::timestamptz[],
+                     %s::timestamptz[], %s::text[], %s::text[]::jsonb[], %s::text[])
+ON CONFLICT (dedup_key, occurred_at) DO UPDATE
+   SET kind = EXCLUDED.kind, account_id = EXCLUDED.account_id, device_id = EXCLUDED.device_id,
+       parser_version = EXCLUDED.parser_version, payload = EXCLUDED.payload
+ WHERE events_parsed.raw_id = EXCLUDED.raw_id
+   AND (events_parsed.parser_version, events_parsed.payload)
+       IS DISTINCT FROM (EXCLUDED.parser_version, EXCLUDED.payload)
+"""
+
+
+def _parsed_columns(results: Iterable[_RowResult], devices: dict[str, tuple[int, int]]) -> list[list]:
+    """Column arrays for _PARSED_INSERT. A duplicate inside the batch keeps its first occurrence: the same
+    event twice in one statement would make ON CONFLICT DO UPDATE fail."""
+    cols: list[list] = [[] for _ in range(10)]
+    seen: set[tuple[str, datetime]] = set()
+    for res in results:
+        for ev in res.events:
+            key = (ev.dedup_key, ev.occurred_at)
+            if key in seen:
+                continue
+            seen.add(key)
+            device_id, account_id = devices.get(ev.imei, (None, res.row.account_id)) if ev.imei else (None, None)
+            values = (
+                res.row.id, res.row.received_at, ev.kind, account_id or res.row.account_id, device_id,
+                ev.occurred_at, res.row.received_at, res.version, json.dumps(ev.payload), ev.dedup_key,
+            )  # fmt: skip
+            for col, value in zip(cols, values, strict=True):
+                col.append(value)
+    return cols
+
+
+def _raw_status_write(results: Sequence[_RowResult]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE events_raw r SET status = u.status, parser_version = u.version, parsed_at = clock_timestamp(),"
+            "       parsed_count = u.n, error = u.error"
+            "  FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::text[], %s::int[], %s::text[])"
+            "       AS u(id, received_at, status, version, n, error)"
+            " WHERE r.id = u.id AND r.received_at = u.received_at",
+            [
+                [r.row.id for r in results],
+                [r.row.received_at for r in results],
+                [str(r.status) for r in results],
+                [r.version for r in results],
+                [len(r.events) for r in results],
+                [r.error for r in results],
+            ],
+        )
+
+
+def _stale_parsed_delete(results: Sequence[_RowResult]) -> int:
+    """On reparse: drop this raw row's parsed events that the current parser no longer produces."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM events_parsed p USING unnest(%s::bigint[]) AS u(raw_id)"
+            " WHERE p.raw_id = u.raw_id AND NOT (p.dedup_key = ANY(%s::text[]))",
+            [[r.row.id for r in results], [ev.dedup_key for r in results for ev in r.events]],
+        )
+        return cursor.rowcount
+
+
+def raw_rows_parse(rows: Sequence[RawRow], *, replace: bool = False) -> ParseOutcome:
+    """Parse rows and write their events and status. Call inside a transaction (the claim's)."""
+    results = [_parse_one(row) for row in rows]
+    imeis: dict[str, int] = {}
+    for res in results:
+        for ev in res.events:
+            if ev.imei:
+                imeis.setdefault(ev.imei, res.row.account_id)
+    devices = devices_resolve(imeis_by_account=imeis)
+    if replace:
+        _stale_parsed_delete(results)
+    cols = _parsed_columns(results, devices)
+    if cols[0]:
+        with connection.cursor() as cursor:
+            cursor.execute(_PARSED_INSERT, cols)
+    _raw_status_write(results)
+    outcome = ParseOutcome(rows=len(results), raw_ids=[r.row.id for r in results])
+    for res in results:
+        outcome.events += len(res.events)
+        outcome.failed += res.status == RawStatus.FAILED
+        outcome.partial += res.status == RawStatus.PARTIAL
+    return outcome
+
+
+def raw_events_parse_batch(*, limit: int) -> ParseOutcome:
+    """Claim and parse one batch from the work-list, in one transaction."""
+    with transaction.atomic():
+        rows = raw_events_claim(limit=limit)
+        if not rows:
+            return ParseOutcome()
+        outcome = raw_rows_parse(rows)
+    log.info("parse.batch", rows=outcome.rows, events=outcome.events, failed=outcome.failed)
+    return outcome
+
+
+def raw_events_drain(*, batch_size: int) -> ParseOutcome:
+    """Parse batches until the work-list is empty."""
+    total = ParseOutcome()
+    while True:
+        outcome = raw_events_parse_batch(limit=batch_size)
+        if not outcome.rows:
+            return total
+        total.rows += outcome.rows
+        total.events += outcome.events
+        total.failed += outcome.failed
+        total.partial += outcome.partial
+
+
+LOG_TABLES = (("events_raw", "received_at", True), ("events_parsed", "occurred_at", False))
+
+
+def log_partitions_ensure(*, months_back: int = 1, months_ahead: int = 3) -> list[str]:
+    """Create the monthly partitions of the log tables around now; returns the names created."""
+    made: list[str] = []
+    with connection.cursor() as cursor:
+        for table, key, append_only in LOG_TABLES:
+            cursor.execute(
+                "SELECT fleet_partitions_ensure(%s, %s, %s, %s, %s)",
+                [table, key, append_only, months_back, months_ahead],
+            )
+            made += [r[0] for r in cursor.fetchall()]
+    return made

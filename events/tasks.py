@@ -1,0 +1,31 @@
+"""Jobs of the events layer. Thin: each calls a service.
+
+`events.parse_pending` is deferred by the database itself (the events_raw wake-up trigger, at commit); the
+sweep is the safety net for a wake-up that never came (a worker down, a connection blip).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from procrastinate.contrib.django import app
+
+from events.services import log_partitions_ensure, raw_events_drain
+
+PARSE_TASK = "events.parse_pending"
+
+
+@app.task(name=PARSE_TASK, queue="parse", queueing_lock=PARSE_TASK, pass_context=False)
+def parse_pending() -> None:
+    raw_events_drain(batch_size=settings.PARSE_BATCH_SIZE)
+
+
+@app.periodic(cron=f"* * * * * */{settings.PARSE_SWEEP_EVERY_S}", periodic_id="parse-sweep")
+@app.task(name="events.parse_sweep", queue="parse", queueing_lock="events.parse_sweep", pass_context=False)
+def parse_sweep(timestamp: int) -> None:
+    raw_events_drain(batch_size=settings.PARSE_BATCH_SIZE)
+
+
+@app.periodic(cron="17 3 * * *", periodic_id="log-partitions")
+@app.task(name="events.partitions_ensure", queue="cron", queueing_lock="events.partitions_ensure", pass_context=False)
+def partitions_ensure(timestamp: int) -> None:
+    log_partitions_ensure(months_ahead=settings.LOG_PARTITIONS_AHEAD_MONTHS)
