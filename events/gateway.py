@@ -12,7 +12,7 @@ import ipaddress
 import json
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 import structlog
 from django.conf import settings
@@ -115,12 +115,18 @@ def _body(request: HttpRequest) -> bytes:
 
 
 def _form_field(body: bytes, name: str) -> str:
-    """One field of a form-encoded body, or "" (a body that isn't a form has no such field)."""
-    try:
-        values = parse_qs(body.decode("utf-8"), keep_blank_values=True).get(name)
-    except UnicodeDecodeError:
-        return ""
-    return values[0] if values else ""
+    """One field of a form-encoded body, or "" (a body that isn't a form has no such field).
+
+    Only that field is decoded: unquoting a whole IoT Hub batch to read its token cost more than the INSERT.
+    """
+    prefix = name.encode("ascii") + b"="
+    for part in body.split(b"&"):
+        if part.startswith(prefix):
+            try:
+                return unquote_plus(part[len(prefix) :].decode("ascii"), errors="strict")
+            except (UnicodeDecodeError, ValueError):
+                return ""
+    return ""
 
 
 def _source(name: str, kind: str) -> Source:

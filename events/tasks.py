@@ -16,7 +16,7 @@ PARSE_TASK = "events.parse_pending"
 
 @app.task(name=PARSE_TASK, queue="parse", queueing_lock=PARSE_TASK, pass_context=False)
 def parse_pending() -> None:
-    raw_events_drain(batch_size=settings.PARSE_BATCH_SIZE)
+    raw_events_drain(batch_size=settings.PARSE_BATCH_SIZE, wake_task=PARSE_TASK)
 
 
 @app.periodic(cron=f"* * * * * */{settings.PARSE_SWEEP_EVERY_S}", periodic_id="parse-sweep")

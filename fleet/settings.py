@@ -89,7 +89,9 @@ TEMPLATES = [
 DATABASES = {"default": env.db_url("DATABASE_URL", default=EMBEDDED_DATABASE_URL)}
 DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Off by default: a health check is one more round trip on every push. A connection broken by a database
+# restart fails one request (503, the sender retries) and is then replaced.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=False)
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_fleet")}
@@ -148,6 +150,10 @@ PARSE_BATCH_SIZE = env.int("PARSE_BATCH_SIZE", default=500)
 PARSE_SWEEP_EVERY_S = env.int("PARSE_SWEEP_EVERY_S", default=5)
 # Monthly partitions of the log tables are created this far ahead (daily task and `manage.py partitions`).
 LOG_PARTITIONS_AHEAD_MONTHS = env.int("LOG_PARTITIONS_AHEAD_MONTHS", default=3)
+
+# --- SLOs and thresholds (rows of slo_targets) --------------------------------------------------------
+# A changed row applies within this many seconds in every process.
+SLO_TARGET_CACHE_S = env.float("SLO_TARGET_CACHE_S", default=5.0)
 
 # --- procrastinate -----------------------------------------------------------------------------------
 PROCRASTINATE_ON_APP_READY = "fleet.jobs.on_app_ready"

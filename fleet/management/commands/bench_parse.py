@@ -17,12 +17,16 @@ from fleet.management.commands._bench_data import BENCH_SOURCE, IMEIS, pushgps_b
 BACKLOG_SQL = """
 INSERT INTO events_raw (source_id, source_kind, push_kind, content_type, body)
 SELECT %(source)s, 'jimi-iothub', 'pushgps', 'application/x-www-form-urlencoded',
-       convert_to('token=x&data_list=' || json_build_array(json_build_object(
-         'deviceImei', (%(imeis)s::text[])[1 + i %% 80],
-         'gpsTime', to_char(timestamp '2026-10-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS'),
-         'gateTime', to_char(timestamp '2026-10-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS'),
-         'lat', -1.2921 + (i %% 500) * 1e-4, 'lng', 36.8219, 'gpsSpeed', 42, 'direction', 187,
-         'satelliteNum', 11, 'acc', 1, 'gpsMode', 0, 'postType', 1))::text, 'UTF8')
+       convert_to('token=x&data_list=' || (
+         SELECT json_agg(json_build_object(
+           'deviceImei', (%(imeis)s::text[])[1 + (i * %(items)s + k) %% 80],
+           'gpsTime', to_char(timestamp '2026-10-01' + (i * %(items)s + k) * interval '1 second',
+                              'YYYY-MM-DD HH24:MI:SS'),
+           'gateTime', to_char(timestamp '2026-10-01' + (i * %(items)s + k) * interval '1 second',
+                               'YYYY-MM-DD HH24:MI:SS'),
+           'lat', -1.2921 + (i %% 500) * 1e-4, 'lng', 36.8219 + k * 1e-4, 'gpsSpeed', 42, 'direction', 187,
+           'satelliteNum', 11, 'acc', 1, 'gpsMode', 0, 'postType', 1))
+           FROM generate_series(0, %(items)s - 1) AS k)::text, 'UTF8')
   FROM generate_series(1, %(rows)s) AS i
 """
 
@@ -33,24 +37,28 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--rate", type=float, default=50.0, help="pushes per second for the latency run")
         parser.add_argument("--seconds", type=int, default=20)
-        parser.add_argument("--backlog", type=int, default=100_000, help="raw rows (one fix each) in the backlog")
+        parser.add_argument("--backlog", type=int, default=100_000, help="raw rows in the backlog")
+        parser.add_argument("--items-per-row", type=int, default=10, help="fixes per raw row (an IoT Hub batch)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         with bench.scratch_database() as url:
             info = bench.conninfo_for(url)
             source_id = seed_source(info)
             latency = self._latency(url, info, rate=opts["rate"], seconds=opts["seconds"])
-            throughput = self._backlog(url, info, source_id=source_id, rows=opts["backlog"])
+            throughput = self._backlog(
+                url, info, source_id=source_id, rows=opts["backlog"], items=opts["items_per_row"]
+            )
         self.stdout.write(
             f"push→parsed at {opts['rate']:.0f} req/s: p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms"
-            f" over {latency['pushes']} pushes; backlog of {opts['backlog']} rows parsed at"
-            f" {throughput['events_per_s']:.0f} events/s"
+            f" over {latency['pushes']} pushes; backlog of {opts['backlog']} rows x {opts['items_per_row']} fixes"
+            f" parsed at {throughput['events_per_s']:.0f} events/s"
         )
         result = {
             "p50_ms": round(latency["p50_ms"], 2),
             "p95_ms": round(latency["p95_ms"], 2),
             "pushes": latency["pushes"],
             "backlog_rows": opts["backlog"],
+            "backlog_events": throughput["events"],
             "backlog_seconds": round(throughput["seconds"], 2),
             "backlog_events_per_s": round(throughput["events_per_s"], 1),
         }
@@ -83,9 +91,9 @@ class Command(BaseCommand):
             ).fetchone()
         return {"p50_ms": float(p50), "p95_ms": float(p95), "pushes": int(n)}
 
-    def _backlog(self, url: str, info: dict, *, source_id: int, rows: int) -> dict[str, float]:
+    def _backlog(self, url: str, info: dict, *, source_id: int, rows: int, items: int) -> dict[str, float]:
         with psycopg.connect(**info) as conn:
-            conn.execute(BACKLOG_SQL, {"source": source_id, "imeis": IMEIS, "rows": rows})
+            conn.execute(BACKLOG_SQL, {"source": source_id, "imeis": IMEIS, "rows": rows, "items": items})
             before = conn.execute("SELECT count(*) FROM events_parsed").fetchone()[0]
         with bench.role("worker", "--no-migrate", url=url, PARSE_BATCH_SIZE="1000"):
             self._wait_listening(info)
@@ -94,7 +102,7 @@ class Command(BaseCommand):
             seconds = time.monotonic() - started
         with psycopg.connect(**info) as conn:
             events = conn.execute("SELECT count(*) FROM events_parsed").fetchone()[0] - before
-        return {"seconds": seconds, "events_per_s": events / seconds}
+        return {"seconds": seconds, "events": events, "events_per_s": events / seconds}
 
     @staticmethod
     def _wait_listening(info: dict, timeout: float = 60) -> None:
