@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import binascii
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -24,8 +26,40 @@ def decode_text(body: bytes) -> str:
         raise ParseError(f"body is not UTF-8 (invalid byte at offset {exc.start})") from None
 
 
+# What a form encoder emits: unreserved characters, '+', and %XX escapes. Only such values take the fast path.
+_FORM_VALUE = re.compile(rb"[A-Za-z0-9\-._~*'()!,;:@/?+]*(?:%[0-9A-Fa-f]{2}[A-Za-z0-9\-._~*'()!,;:@/?+]*)*")
+
+
+def _unquote_fast(value: bytes) -> bytes | None:
+    """Percent-decoding at C speed, through quoted-printable's decoder (%XX → =XX). urllib's pure-Python
+    unquote was a third of the cost of parsing an IoT Hub batch. None when the value holds anything a form
+    encoder would not produce; the standard decoder then decides (tests prove both agree)."""
+    if not _FORM_VALUE.fullmatch(value):
+        return None
+    return binascii.a2b_qp(value.replace(b"+", b" ").replace(b"%", b"="))
+
+
+def _decode_form_fast(body: bytes) -> dict[str, str] | None:
+    fields: dict[str, str] = {}
+    for pair in body.split(b"&"):
+        if not pair:
+            continue
+        name, sep, value = pair.partition(b"=")
+        raw_name, raw_value = _unquote_fast(name), _unquote_fast(value)
+        if not sep or raw_name is None or raw_value is None:
+            return None
+        try:
+            fields.setdefault(raw_name.decode("utf-8"), raw_value.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ParseError("form field is not UTF-8 after percent-decoding") from None
+    return fields
+
+
 def decode_form(body: bytes) -> dict[str, str]:
     """Form fields, first value of each. Percent-escapes must decode as UTF-8 too."""
+    fast = _decode_form_fast(body)
+    if fast is not None:
+        return fast
     try:
         fields = parse_qs(decode_text(body), keep_blank_values=True, strict_parsing=False, errors="strict")
     except UnicodeDecodeError:
