@@ -329,7 +329,9 @@ def test_it_runs_the_same_role_commands_in_the_procfile_and_compose(services: di
             continue
         name, command = line.split(":", 1)
         words = command.split()
-        procfile[name.strip()] = words[words.index("manage.py") + 1 :]
+        # `bin/role ROLE …` runs `manage.py ROLE …` (it only keeps the slot when the role stops).
+        start = words.index("manage.py") + 1 if "manage.py" in words else words.index("bin/role") + 1
+        procfile[name.strip()] = words[start:]
     assert procfile == {role: command_words(services[role]) for role in ROLES}
 
 
