@@ -193,3 +193,21 @@ class PushRejection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_name} {self.reason} x{self.count} @ {self.minute:%H:%M}"
+
+
+class ContractCheck(models.Model):
+    """One run of the daily contract check: did Jimi's responses still match our parser models? (§2.2)"""
+
+    checked_at = models.DateTimeField()
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL)
+    method = models.CharField(max_length=100, help_text="API method or push kind checked")
+    ok = models.BooleanField()
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "events_contract_checks"
+        ordering = ["-checked_at"]
+        indexes = [models.Index(fields=["ok", "checked_at"], name="events_contract_checks_ok_time")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {'ok' if self.ok else 'DRIFT'} @ {self.checked_at:%Y-%m-%d %H:%M}"

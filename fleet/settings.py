@@ -6,6 +6,7 @@ When DATABASE_URL is unset we use the embedded default: the private cluster `bin
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -154,6 +155,25 @@ LOG_PARTITIONS_AHEAD_MONTHS = env.int("LOG_PARTITIONS_AHEAD_MONTHS", default=3)
 # --- SLOs and thresholds (rows of slo_targets) --------------------------------------------------------
 # A changed row applies within this many seconds in every process.
 SLO_TARGET_CACHE_S = env.float("SLO_TARGET_CACHE_S", default=5.0)
+# The window of an SLO target that has none, and the share of a window's minutes an objective may breach.
+SLO_DEFAULT_WINDOW = timedelta(seconds=env.int("SLO_DEFAULT_WINDOW_S", default=300))
+SLO_ERROR_BUDGET_FRACTION = env.float("SLO_ERROR_BUDGET_FRACTION", default=0.05)
+# Business hours (DISPLAY_TIME_ZONE) for targets flagged business-hours-only: [start, end) hours, weekdays 0=Mon.
+SLO_BUSINESS_HOURS = tuple(env.list("SLO_BUSINESS_HOURS", cast=int, default=[7, 19]))
+SLO_BUSINESS_DAYS = tuple(env.list("SLO_BUSINESS_DAYS", cast=int, default=[0, 1, 2, 3, 4, 5]))
+# Breach alerts: transports, and where they send.
+SLO_ALERT_TRANSPORTS = env.list(
+    "SLO_ALERT_TRANSPORTS", default=["slo.alerts.EmailTransport", "slo.alerts.WebhookTransport"]
+)
+SLO_ALERT_EMAILS = env.list("SLO_ALERT_EMAILS", default=[])
+SLO_ALERT_WEBHOOK_URL = env.str("SLO_ALERT_WEBHOOK_URL", default="")
+SLO_ALERT_WEBHOOK_SECRET = env.str("SLO_ALERT_WEBHOOK_SECRET", default="")
+SLO_ALERT_WEBHOOK_TIMEOUT_S = env.float("SLO_ALERT_WEBHOOK_TIMEOUT_S", default=5.0)
+# A notification that failed is retried every minute for this long.
+SLO_ALERT_RETRY_FOR = timedelta(hours=env.int("SLO_ALERT_RETRY_HOURS", default=24))
+# Outgoing mail, e.g. smtp+tls://user:password@mail.example.com:587 (default: printed to stdout).
+vars().update({k: v for k, v in env.email_url("EMAIL_URL", default="consolemail://").items() if v is not None})
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="fleet-platform@localhost")
 
 # --- procrastinate -----------------------------------------------------------------------------------
 PROCRASTINATE_ON_APP_READY = "fleet.jobs.on_app_ready"

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from slo.models import SloTarget
+from slo.models import SloAlert, SloMeasurement, SloTarget
 from slo.thresholds import thresholds_forget
 
 
@@ -21,3 +21,30 @@ class SloTargetAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         thresholds_forget()
+
+
+@admin.register(SloMeasurement)
+class SloMeasurementAdmin(admin.ModelAdmin):
+    list_display = ["measured_at", "metric", "value", "threshold", "met", "sample_size"]
+    list_filter = ["metric", "met"]
+    ordering = ["-measured_at"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SloAlert)
+class SloAlertAdmin(admin.ModelAdmin):
+    list_display = ["metric", "opened_at", "closed_at", "threshold", "opened_value", "last_value", "notified"]
+    list_filter = ["metric", ("closed_at", admin.EmptyFieldListFilter)]
+    ordering = ["-opened_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -39,3 +39,48 @@ class SloTarget(models.Model):
 
     def is_met(self, value: float) -> bool:
         return value >= self.threshold if self.comparison == Comparison.GTE else value <= self.threshold
+
+
+class SloMeasurement(models.Model):
+    """One metric measured at one minute. Partitioned monthly by measured_at (slo/sql/partitions in migration)."""
+
+    id = models.BigAutoField(primary_key=True)
+    metric = models.SlugField(max_length=64)
+    measured_at = models.DateTimeField()
+    value = models.FloatField(null=True, help_text="None: no data in the window")
+    sample_size = models.IntegerField(default=0)
+    threshold = models.FloatField(help_text="The target's threshold when this was measured")
+    met = models.BooleanField(null=True, help_text="None: no data, or outside business hours")
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "slo_measurements"
+        indexes = [models.Index(fields=["metric", "measured_at"], name="slo_measurements_metric_time")]
+
+    def __str__(self) -> str:
+        return f"{self.metric} = {self.value} @ {self.measured_at:%Y-%m-%d %H:%M}"
+
+
+class SloAlert(models.Model):
+    """A breach, open until the metric recovers. At most one open alert per metric (database-enforced)."""
+
+    metric = models.SlugField(max_length=64)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    threshold = models.FloatField()
+    opened_value = models.FloatField(null=True)
+    last_value = models.FloatField(null=True)
+    notified = models.JSONField(default=dict, blank=True, help_text="transport → when it was told (open/close)")
+
+    class Meta:
+        db_table = "slo_alerts"
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["metric"], condition=models.Q(closed_at__isnull=True), name="slo_alerts_one_open_per_metric"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "open" if self.closed_at is None else "closed"
+        return f"{self.metric} breach ({state}) since {self.opened_at:%Y-%m-%d %H:%M}"

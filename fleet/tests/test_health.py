@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import requests
 from django.utils import timezone
 
@@ -25,7 +27,7 @@ def test_it_reports_a_worker_that_never_beat_as_unavailable(client, db):
 
 def test_it_reports_a_stale_cron_tick_as_unavailable(client, db, settings):
     settings.ROLE_HEARTBEAT_MAX_AGE_S = 30
-    RoleHeartbeat.objects.create(role="cron", beat_at=timezone.now() - timezone.timedelta(seconds=31))
+    RoleHeartbeat.objects.create(role="cron", beat_at=timezone.now() - timedelta(seconds=31))
     assert client.get("/health/cron").status_code == 503
     RoleHeartbeat.objects.filter(role="cron").update(beat_at=timezone.now())
     assert client.get("/health/cron").status_code == 200

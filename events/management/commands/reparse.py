@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -31,7 +31,7 @@ def _when(value: str | None) -> datetime | None:
         if day is None:
             raise CommandError(f"not a date or time: {value!r}")
         parsed = datetime(day.year, day.month, day.day)
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
 def _keys(cursor: Any, ids: list[int]) -> set[str]:
@@ -56,7 +56,7 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT count(*) FROM events_raw r WHERE true {filters}", params)
             expected = cursor.fetchone()[0]
-        after_at, after_id = datetime(1970, 1, 1, tzinfo=timezone.UTC), 0
+        after_at, after_id = datetime(1970, 1, 1, tzinfo=UTC), 0
         with tqdm(total=expected, unit="raw", disable=opts["verbosity"] == 0, file=self.stderr) as bar:
             while True:
                 rows = self._chunk(filters, {**params, "after_at": after_at, "after_id": after_id}, opts["batch"])

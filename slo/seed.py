@@ -1,0 +1,61 @@
+"""The SLO targets and operational thresholds every installation starts with.
+
+Seeded by a migration and again after every `migrate`/test flush (post_migrate): rows that exist are never
+overwritten, since ops may have tuned them. Trip and parking parameters default to Traccar's (minimum trip
+200 m / 180 s, stop gap 3600 s, minimum parking 300 s).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+MIN = timedelta(minutes=1)
+
+TARGETS = [
+    # metric, kind, threshold, comparison, unit, window, business hours, description
+    ("fix_freshness_pct_60s", "slo", 95, ">=", "%", 5 * MIN, True,
+     "Share of active devices whose latest fix is at most fresh_fix_max_age_s old."),
+    ("trip_lag_p95_sec", "slo", 600, "<=", "s", 60 * MIN, False,
+     "p95 of the time from a trip's end (device time) to its row in state_trips."),
+    ("route_p95_ms", "slo", 500, "<=", "ms", 5 * MIN, False, "p95 latency of the routing endpoint."),
+    ("parser_lag_p95_sec", "slo", 30, "<=", "s", 5 * MIN, False,
+     "p95 of received_at → parsed_at over raw events received in the window."),
+    ("contract_drift_days", "slo", 1, "<=", "days", 24 * 60 * MIN, False,
+     "Days since the last contract check that found Jimi's responses matching our models."),
+    # Operational state and freshness
+    ("fresh_fix_max_age_s", "threshold", 60, "<=", "s", None, False,
+     "A fix at most this old is fresh (the freshness SLO and the per-vehicle freshness class)."),
+    ("stale_fix_max_age_s", "threshold", 600, "<=", "s", None, False,
+     "Older than fresh but at most this old is stale; older is late."),
+    ("offline_after_s", "threshold", 86400, "<=", "s", None, False,
+     "No fix and no heartbeat for this long: the vehicle is offline."),
+    ("moving_speed_kmh", "threshold", 5, ">=", "km/h", None, False, "At or above this speed a fix is moving."),
+    # Trips and parking (Traccar's defaults)
+    ("trip_min_distance_m", "threshold", 200, ">=", "m", None, False, "Shorter movements are not trips."),
+    ("trip_min_duration_s", "threshold", 180, ">=", "s", None, False, "Shorter movements are not trips."),
+    ("trip_stop_gap_s", "threshold", 3600, ">=", "s", None, False,
+     "A gap without fixes this long closes a trip at its last fix."),
+    ("parking_min_duration_s", "threshold", 300, ">=", "s", None, False,
+     "A stop at least this long is a parking (ignition off) or an idling (ignition on)."),
+    # Fix quality verdicts
+    ("fix_max_speed_kmh", "threshold", 250, "<=", "km/h", None, False,
+     "A fix whose implied speed from both neighbours exceeds this is an implausible jump."),
+    ("fix_future_tolerance_s", "threshold", 300, "<=", "s", None, False,
+     "A fix dated further than this past its arrival is in the future."),
+]  # fmt: skip
+
+
+def slo_targets_seed(model: Any) -> int:
+    """Create the missing default rows with `model` (the real or a migration's historical SloTarget)."""
+    created = 0
+    for metric, kind, value, comparison, unit, window, business, description in TARGETS:
+        _, made = model.objects.get_or_create(
+            metric=metric,
+            defaults={
+                "kind": kind, "threshold": value, "comparison": comparison, "unit": unit, "window": window,
+                "business_hours_only": business, "description": description,
+            },
+        )  # fmt: skip
+        created += made
+    return created
