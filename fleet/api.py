@@ -1,13 +1,103 @@
-"""The one NinjaAPI of the project; each app contributes a Router from its own `api.py`."""
+"""The one NinjaAPI of the project, at /api/: each app contributes routers from its own `api.py`, mounted here.
+
+Every operation declares a scope (fleet/auth.py): the mounts below are the table of who may call what. A router
+of an app (which cannot import fleet) gets its scope and rate-limit group at its mount; an operation defined in
+fleet/ may also pass `auth=require(...)` itself. Anything undeclared falls to `UNDECLARED` (admin:fleet only),
+and fleet/tests/test_auth_matrix.py fails on it. The view endpoints (seed §7) are mounted so:
+
+    api.add_router("/views/", views_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
+
+/api/openapi.json and /api/docs are public: they describe the contracts and hold no fleet data.
+"""
 
 from __future__ import annotations
 
-from ninja import NinjaAPI
+import math
 
-api = NinjaAPI(
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, Throttled
+from ninja.openapi.schema import OpenAPISchema
+from ninja.operation import Operation
+
+from domain import api as domain_api
+from fleet import views_api
+from fleet.auth import ADMIN_FLEET, READ_FLEET, UNDECLARED, AuthDenied, require
+from fleet.ratelimit import DASHBOARDS, rate_limit
+from slo import api as slo_api
+
+
+class ScopedOpenAPISchema(OpenAPISchema):
+    """The OpenAPI document, with each operation's scopes in its security requirements (OpenAPI 3.1 allows
+    scopes for any scheme): `{"BearerJWT": ["read:fleet"]}`. An undeclared operation shows none."""
+
+    def operation_security(self, operation: Operation) -> list[dict] | None:
+        result = super().operation_security(operation)
+        documented = [auth for auth in operation.auth_callbacks if hasattr(auth, "openapi_security_schema")]
+        for requirement, auth in zip(result or [], documented, strict=True):
+            if getattr(auth, "declared", False):
+                (name,) = requirement
+                requirement[name] = sorted(auth.scopes)
+        return result
+
+
+def _error(api: NinjaAPI, request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse:
+    response = api.create_response(request, {"detail": detail, "code": code}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="fleet"'
+    return response
+
+
+class FleetAPI(NinjaAPI):
+    """A NinjaAPI whose refusals are {"detail", "code"} and whose OpenAPI document names the scopes."""
+
+    def set_default_exception_handlers(self) -> None:
+        super().set_default_exception_handlers()
+        self.add_exception_handler(AuthDenied, self._auth_denied)
+        self.add_exception_handler(AuthenticationError, self._not_authenticated)
+        self.add_exception_handler(Throttled, self._throttled)
+
+    def _auth_denied(self, request: HttpRequest, exc: AuthDenied) -> HttpResponse:
+        return _error(self, request, exc.status_code, exc.code, exc.message)
+
+    def _not_authenticated(self, request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        detail = "authentication required: a bearer token (POST /api/auth/token) or a session"
+        return _error(self, request, 401, "not_authenticated", detail)
+
+    def _throttled(self, request: HttpRequest, exc: Throttled) -> HttpResponse:
+        # ninja adds Retry-After from the throttle's wait().
+        wait = math.ceil(exc.wait) if exc.wait else None
+        return _error(
+            self, request, 429, "rate_limited", "rate limit exceeded" + (f"; retry in {wait} s" if wait else "")
+        )
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None) -> OpenAPISchema:
+        if path_prefix is None:
+            path_prefix = self.get_root_path(path_params or {})
+        return ScopedOpenAPISchema(self, path_prefix)
+
+
+api = FleetAPI(
     title="Fleet Platform API",
     version="1.0.0",
-    description="Typed view contracts over the fleet's event-sourced state.",
+    description=(
+        "Typed view contracts over the fleet's event-sourced state. Authenticate with a bearer token from "
+        "`POST /api/auth/token` (refresh at `/api/auth/token/refresh`, log out at `/api/auth/token/revoke`) or "
+        "a Django session (with `X-CSRFToken` on writes). Each operation lists the scopes it accepts."
+    ),
     docs_url="/docs",
     urls_namespace="api",
+    auth=UNDECLARED,
 )
+
+
+# --- Mounts: prefix, router, scope, rate-limit group ----------------------------------------------------------
+
+api.add_router("/fleet/", domain_api.router, auth=require(READ_FLEET))
+api.add_router("/fleet/", domain_api.admin_router, auth=require(ADMIN_FLEET))
+
+# Every /api/views/* operation: read:fleet, and RATE_LIMIT_DASHBOARDS_PER_MIN per client IP (seed §7).
+api.add_router("/views/", views_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
+api.add_router("/slo/", slo_api.router, auth=require(READ_FLEET))
+api.add_router("/reports/", views_api.reports_router, auth=require(READ_FLEET))
+# Routing (POST /api/routes, future): api.add_router("/routes", routes_router, auth=..., throttle=rate_limit(ROUTES))

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
     "ninja",
     "pgtrigger",
     "pghistory",
@@ -174,6 +175,15 @@ SLO_ALERT_RETRY_FOR = timedelta(hours=env.int("SLO_ALERT_RETRY_HOURS", default=2
 # Outgoing mail, e.g. smtp+tls://user:password@mail.example.com:587 (default: printed to stdout).
 vars().update({k: v for k, v in env.email_url("EMAIL_URL", default="consolemail://").items() if v is not None})
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="fleet-platform@localhost")
+# Who gets the weekly report (Monday 06:00 EAT); empty: no weekly mail.
+REPORT_EMAILS = env.list("REPORT_EMAILS", default=[])
+
+# --- Views ------------------------------------------------------------------------------------------
+# The live view shows a vehicle with several devices once: the freshest fix wins, ties go to the device model
+# listed first here (wired trackers before OBD dongles before tags), then the lowest IMEI.
+DEVICE_CLASS_PRIORITY = env.list(
+    "DEVICE_CLASS_PRIORITY", default=["VL802", "VL103", "GT06N", "JM-VL01", "JC450PRO", "JC400", "VL502", "LL301"]
+)
 
 # --- procrastinate -----------------------------------------------------------------------------------
 PROCRASTINATE_ON_APP_READY = "fleet.jobs.on_app_ready"
@@ -189,3 +199,46 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="fleet-demo-admin")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+# --- API and auth ---------------------------------------------------------------------------------------------
+# Scopes (read:fleet, write:ops, admin:fleet) come from Django groups of the same names; see fleet/auth.py.
+JWT_ACCESS_LIFETIME_S = env.int("JWT_ACCESS_LIFETIME_S", default=300)
+JWT_REFRESH_LIFETIME_S = env.int("JWT_REFRESH_LIFETIME_S", default=86400)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=JWT_ACCESS_LIFETIME_S),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=JWT_REFRESH_LIFETIME_S),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "SIGNING_KEY": SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "TOKEN_OBTAIN_SERIALIZER": "fleet.auth.TokenObtainSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "fleet.auth.TokenRefreshSerializer",
+    "TOKEN_BLACKLIST_SERIALIZER": "fleet.auth.TokenRevokeSerializer",
+}
+# DRF serves the token endpoints only (fleet/auth.py); anything else mounted on it would be denied.
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "UNAUTHENTICATED_USER": None,
+}
+# Login throttling (token endpoint and admin login): this many failures per username + IP within the window
+# answer 429 with Retry-After until the window ends.
+LOGIN_FAILURES_MAX = env.int("LOGIN_FAILURES_MAX", default=5)
+LOGIN_FAILURES_WINDOW_S = env.int("LOGIN_FAILURES_WINDOW_S", default=900)
+# Rate limits (seed section 7); where each is enforced: fleet/ratelimit.py. 0 turns one off.
+RATE_LIMIT_DASHBOARDS_PER_MIN = env.int("RATE_LIMIT_DASHBOARDS_PER_MIN", default=60)
+RATE_LIMIT_ROUTES_PER_MIN = env.int("RATE_LIMIT_ROUTES_PER_MIN", default=10)
+RATE_LIMIT_PUSH_PER_MIN = env.int("RATE_LIMIT_PUSH_PER_MIN", default=1000)
+# Proxies in front of the gateway that append to X-Forwarded-For (Coolify's: 1); 0 uses the socket address.
+API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
+
+# --- Projectors ---------------------------------------------------------------------------------------
+# Work-list rows a projector folds per batch (one transaction).
+PROJECT_BATCH_SIZE = env.int("PROJECT_BATCH_SIZE", default=1000)
+# The safety net behind the commit-time wake-up, and the retry clock of failed batches.
+PROJECT_SWEEP_EVERY_S = env.int("PROJECT_SWEEP_EVERY_S", default=5)
+# A failed batch's events are retried after this many seconds, doubling per failure (up to 256x).
+PROJECT_RETRY_BACKOFF_S = env.float("PROJECT_RETRY_BACKOFF_S", default=2.0)

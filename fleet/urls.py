@@ -7,9 +7,18 @@ from django.urls import include, path
 
 from fleet import health
 from fleet.api import api
+from fleet.auth import TokenObtainView, TokenRevokeView, TokenRotateView, admin_login
+from fleet.ops_overview import ops_overview
 
 urlpatterns = [
+    # Before admin/: the admin's own login, throttled per username + IP (fleet.auth.admin_login).
+    path("admin/login/", admin_login, name="admin-login-throttled"),
+    path("admin/ops-overview/", admin.site.admin_view(ops_overview), name="ops-overview"),
     path("admin/", admin.site.urls),
+    # Before api/: the token endpoints are DRF (simplejwt); everything else under /api/ is the NinjaAPI.
+    path("api/auth/token", TokenObtainView.as_view(), name="token-obtain"),
+    path("api/auth/token/refresh", TokenRotateView.as_view(), name="token-refresh"),
+    path("api/auth/token/revoke", TokenRevokeView.as_view(), name="token-revoke"),
     path("api/", api.urls),
     path("health/<str:role>", health.role_health, name="health"),
     path("push/", include("events.urls")),

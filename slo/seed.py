@@ -43,6 +43,9 @@ TARGETS = [
      "A fix whose implied speed from both neighbours exceeds this is an implausible jump."),
     ("fix_future_tolerance_s", "threshold", 300, "<=", "s", None, False,
      "A fix dated further than this past its arrival is in the future."),
+    ("trip_max_duration_s", "threshold", 86400, "<=", "s", None, False,
+     "A trip still going after this long is split in two (a tracker that never reports a stop, GPS drift): keeps "
+     "re-folding a moving vehicle's trip bounded work."),
 ]  # fmt: skip
 
 

@@ -1,0 +1,141 @@
+"""Contracts of the view endpoints (§7): {summary, geojson, slo_status}, render-ready."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ninja import Schema
+
+from slo.schemas import SloStatusOut
+
+
+class PointOut(Schema):
+    type: Literal["Point"]
+    coordinates: list[float]
+
+
+class GeometryOut(Schema):
+    type: str
+    coordinates: list[Any]
+
+
+class LiveVehicleOut(Schema):
+    vehicle_id: int | None
+    device_id: int
+    imei: str
+    device_model: str | None
+    plate: str | None
+    plate_tail: str
+    driver: str | None
+    cost_centre: str | None
+    cost_centre_colour: str
+    assigned_city: str | None
+    account: str
+    operational_state: Literal["moving", "idling", "parked", "offline", "unknown"]
+    freshness: Literal["fresh", "stale", "late", "none"]
+    suspended: bool
+    style_class: str
+    speed_kmh: float | None
+    heading: float | None
+    device_time: str | None
+    age_s: int | None
+    address: str | None
+    distance_m: int | None = None
+    available: bool | None = None
+
+
+class LiveFeatureOut(Schema):
+    type: Literal["Feature"]
+    id: int | str
+    geometry: PointOut | None
+    properties: LiveVehicleOut
+
+
+class LiveCollectionOut(Schema):
+    type: Literal["FeatureCollection"]
+    features: list[LiveFeatureOut]
+
+
+class LiveSummaryOut(Schema):
+    vehicles: int
+    by_state: dict[str, int]
+    by_freshness: dict[str, int]
+    suspended: int
+    freshness_line: str
+    generated_at: str
+    time_zone: str
+
+
+class LiveViewOut(Schema):
+    summary: LiveSummaryOut
+    geojson: LiveCollectionOut
+    slo_status: SloStatusOut
+
+
+class HistoryFeatureOut(Schema):
+    type: Literal["Feature"]
+    geometry: GeometryOut | None
+    properties: dict[str, Any]
+
+
+class HistoryCollectionOut(Schema):
+    type: Literal["FeatureCollection"]
+    features: list[HistoryFeatureOut]
+
+
+class HistorySummaryOut(Schema):
+    vehicles: int
+    distance_km: float
+    driving_s: int
+    idle_s: int
+    trips: int
+    stops: int
+    alarms: int
+    max_speed_kmh: float | None
+    since: str
+    until: str
+    time_zone: str
+
+
+class HistoryViewOut(Schema):
+    summary: HistorySummaryOut
+    geojson: HistoryCollectionOut
+    slo_status: SloStatusOut
+
+
+class DispatchFeatureOut(Schema):
+    type: Literal["Feature"]
+    id: int | str | None = None
+    geometry: PointOut | None
+    properties: dict[str, Any]
+
+
+class DispatchCollectionOut(Schema):
+    type: Literal["FeatureCollection"]
+    features: list[DispatchFeatureOut]
+
+
+class DispatchSummaryOut(Schema):
+    origin: dict[str, float]
+    vehicles: int
+    available: int
+    nearest_available_m: int | None
+    generated_at: str
+
+
+class DispatchViewOut(Schema):
+    summary: DispatchSummaryOut
+    geojson: DispatchCollectionOut
+    slo_status: SloStatusOut
+
+
+class OverviewSummaryOut(LiveSummaryOut):
+    today: dict[str, Any]
+    alarms_24h: dict[str, int]
+    cost_centres: list[dict[str, Any]]
+
+
+class OverviewViewOut(Schema):
+    summary: OverviewSummaryOut
+    geojson: LiveCollectionOut
+    slo_status: SloStatusOut

@@ -1,0 +1,43 @@
+"""Test helpers for the API: users holding scopes, tokens (valid, expired, revoked), auth headers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.utils import timezone
+
+from fleet.auth import TokenObtainSerializer
+
+PASSWORD = "correct horse battery staple 7"  # noqa: S105  (test users only)
+
+
+def make_api_user(username: str, *scopes: str, superuser: bool = False, active: bool = True) -> Any:
+    """A user in the scope groups named by `scopes` (fleet/migrations/0002 creates them)."""
+    user = get_user_model().objects.create_user(
+        username=username, password=PASSWORD, is_superuser=superuser, is_staff=superuser, is_active=active
+    )
+    # get_or_create: a transactional test's flush empties auth_group, migration data included.
+    user.groups.add(*(Group.objects.get_or_create(name=scope)[0] for scope in scopes))
+    return user
+
+
+def token_pair(client: Client, username: str, password: str = PASSWORD) -> dict[str, str]:
+    response = client.post("/api/auth/token", {"username": username, "password": password}, "application/json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def access_for(user: Any, *, expired: bool = False) -> str:
+    """An access token minted as the token endpoint would (without the HTTP round trip)."""
+    access = TokenObtainSerializer.get_token(user).access_token
+    if expired:
+        access.set_exp(from_time=timezone.now() - timedelta(hours=1))
+    return str(access)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}

@@ -1,0 +1,188 @@
+"""The two projectors (work-list groups) and what a batch or a replay of each does, in order.
+
+positions: position_fix, trip_report, parking_report → history (verdicts) → live positions → trips / parking.
+readings:  alarm, heartbeat, device_event, device_meta, obd, fuel, temperature, lbs → reading tables → devices.
+
+Each step calls the module that owns the table; this module writes nothing itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+
+from state.models import Projector
+from state.projectors import devices, history, live, readings, trips
+from state.projectors.runner import Pending, projector_forget, projector_lock
+
+REPORT_KINDS = ("trip_report", "parking_report")
+
+
+def positions_fold(pending: Sequence[Pending]) -> None:
+    fixes = [p for p in pending if p.kind == "position_fix"]
+    if fixes:
+        history.history_partitions_cover(lo=min(p.occurred_at for p in fixes), hi=max(p.occurred_at for p in fixes))
+        history.history_refresh(parsed_ids=[p.parsed_id for p in fixes], occurred=[p.occurred_at for p in fixes])
+        windows: dict[int, tuple[datetime, datetime]] = {}
+        for p in fixes:
+            if p.device_id is None:
+                continue
+            lo, hi = windows.get(p.device_id, (p.occurred_at, p.occurred_at))
+            windows[p.device_id] = (min(lo, p.occurred_at), max(hi, p.occurred_at))
+        positions_windows_refold(windows)
+    reports = [p for p in pending if p.kind in REPORT_KINDS]
+    if reports:
+        trips.reports_refresh(keys=[(p.device_id, p.occurred_at) for p in reports])
+
+
+def positions_windows_refold(windows: dict[int, tuple[datetime, datetime]]) -> None:
+    """After history rows of these windows changed: verdicts, live positions, trips."""
+    changed = history.verdicts_recompute(windows)
+    live.live_positions_refresh(device_ids=list(windows))
+    los = {d: min(lo, changed.get(d, lo)) for d, (lo, _hi) in windows.items()}
+    trips.trips_refold(los=los)
+
+
+def readings_fold(pending: Sequence[Pending]) -> None:
+    readings.readings_refresh(parsed_ids=[p.parsed_id for p in pending], occurred=[p.occurred_at for p in pending])
+    devices.devices_refresh(device_ids=[p.device_id for p in pending])
+
+
+FOLDS: dict[str, Callable[[list[Pending]], None]] = {
+    Projector.POSITIONS: positions_fold,
+    Projector.READINGS: readings_fold,
+}
+
+POSITIONS_KINDS = ("position_fix", *REPORT_KINDS)
+READINGS_KINDS = ("alarm", "heartbeat", "device_event", "device_meta", "obd", "fuel", "temperature", "lbs")
+KINDS = {Projector.POSITIONS: POSITIONS_KINDS, Projector.READINGS: READINGS_KINDS}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a replay rebuilds: everything, or one device and/or a device-time window."""
+
+    device_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.device_id is None and self.since is None and self.until is None
+
+    def where(self, alias: str = "p") -> tuple[str, dict]:
+        """SQL condition (columns of `alias`, or bare with alias "") and its parameters."""
+        a = f"{alias}." if alias else ""
+        clauses, params = ["true"], {}
+        if self.device_id is not None:
+            clauses.append(f"{a}device_id = %(scope_device)s")
+            params["scope_device"] = self.device_id
+        if self.since is not None:
+            clauses.append(f"{a}occurred_at >= %(scope_since)s")
+            params["scope_since"] = self.since
+        if self.until is not None:
+            clauses.append(f"{a}occurred_at < %(scope_until)s")
+            params["scope_until"] = self.until
+        return " AND ".join(clauses), params
+
+
+def positions_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> int:
+    """Rebuild the positions projections in scope. Call inside a transaction."""
+    projector_lock(Projector.POSITIONS)
+    projector_forget(Projector.POSITIONS, *scope.where("q"))
+    where, params = scope.where()
+    lo, hi = _time_range(where, params, POSITIONS_KINDS)
+    if lo is not None:
+        history.history_partitions_cover(lo=lo, hi=hi)
+    if scope.since is None and scope.until is None:
+        # Whole devices: verdicts in the same statement as the rebuild, trips folded from each first fix.
+        if scope.whole:
+            history.history_truncate()
+        n = history.history_rebuild(
+            where=where, params=params, delete_where=None if scope.whole else scope.where("h")[0]
+        )
+        progress("history", n)
+        device_ids = None if scope.whole else [scope.device_id]
+        if scope.whole:
+            live.live_positions_rebuild_all()
+        else:
+            live.live_positions_refresh(device_ids=device_ids)
+        progress("live", 0)
+        trips.reports_rebuild(device_ids=device_ids)
+        trips.trips_rebuild(device_ids=device_ids, progress=lambda k: progress("trips", k))
+        return n
+    # A time window: rewrite its history rows, then re-judge and re-fold each device's window like a batch.
+    n = _history_window_rewrite(scope)
+    progress("history", n)
+    windows = _device_windows(scope)
+    trips.reports_rebuild(device_ids=list(windows))
+    positions_windows_refold(windows)  # matches the reports too
+    return n
+
+
+def _history_window_rewrite(scope: Scope) -> int:
+    where, params = scope.where("p")
+    hwhere, hparams = scope.where("h")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.id, p.occurred_at FROM events_parsed p WHERE p.kind = 'position_fix' AND {where}", params
+        )
+        rows = cursor.fetchall()
+        cursor.execute(f"SELECT h.parsed_id, h.occurred_at FROM state_position_history h WHERE {hwhere}", hparams)
+        rows += cursor.fetchall()
+    if rows:
+        history.history_refresh(parsed_ids=[r[0] for r in rows], occurred=[r[1] for r in rows])
+    return len(rows)
+
+
+def _device_windows(scope: Scope) -> dict[int, tuple[datetime, datetime]]:
+    where, params = scope.where("p")
+    hwhere, _ = scope.where("h")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.device_id, min(p.occurred_at), max(p.occurred_at) FROM events_parsed p"
+            f" WHERE p.kind = 'position_fix' AND p.device_id IS NOT NULL AND {where} GROUP BY p.device_id"
+            " UNION ALL SELECT h.device_id, min(h.occurred_at), max(h.occurred_at) FROM state_position_history h"
+            f" WHERE {hwhere} GROUP BY h.device_id",
+            params,
+        )
+        windows: dict[int, tuple[datetime, datetime]] = {}
+        for device_id, lo, hi in cursor.fetchall():
+            old = windows.get(device_id, (lo, hi))
+            windows[device_id] = (min(old[0], lo), max(old[1], hi))
+    return windows
+
+
+def _time_range(where: str, params: dict, kinds: Sequence[str]) -> tuple[datetime | None, datetime | None]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT min(p.occurred_at), max(p.occurred_at) FROM events_parsed p WHERE p.kind = ANY(%(kinds)s)"
+            f" AND {where}",
+            {**params, "kinds": list(kinds)},
+        )
+        return cursor.fetchone()
+
+
+def readings_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> int:
+    """Rebuild the reading tables and device summaries in scope. Call inside a transaction."""
+    projector_lock(Projector.READINGS)
+    projector_forget(Projector.READINGS, *scope.where("q"))
+    where, params = scope.where()
+    if scope.whole:
+        readings.readings_truncate()
+        n = readings.readings_rebuild(where="true", params={}, delete_where="false")
+        devices.devices_rebuild_all()
+    else:
+        n = readings.readings_rebuild(where=where, params=params, delete_where=scope.where("")[0])
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT DISTINCT p.device_id FROM events_parsed p WHERE {where}", params)
+            device_ids = [r[0] for r in cursor.fetchall()]
+        devices.devices_refresh(device_ids=device_ids + ([scope.device_id] if scope.device_id else []))
+    progress("readings", n)
+    return n
+
+
+REPLAYS: dict[str, Callable[..., int]] = {Projector.POSITIONS: positions_replay, Projector.READINGS: readings_replay}

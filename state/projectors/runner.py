@@ -1,0 +1,159 @@
+"""The job side of every projector: claim from the work-list, fold, checkpoint — one transaction per batch.
+
+A batch is: take the projector's lock (batches of one projector never overlap: two of them re-folding the same
+device window would race), claim due work-list rows with SKIP LOCKED, hand them to the projector, bump its
+checkpoint row, commit. The DELETE of the claimed rows commits with the projection, so a worker killed
+mid-batch leaves the rows for the next one and nothing is folded twice or lost.
+
+No event can kill the worker: a projector exception rolls the batch back, the claimed rows stay on the
+work-list with a growing `not_before` (exponential back-off), and the error is written to the checkpoint row.
+Rows that failed once are retried one at a time, so one poisoned event cannot hold back the others.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from django.conf import settings
+from django.db import connection, transaction
+
+from events.services import wake_barrier
+
+log = structlog.get_logger(__name__)
+
+ERROR_MAX_CHARS = 4000
+# Back-off doubles per failed attempt, up to 2**BACKOFF_MAX_DOUBLINGS times PROJECT_RETRY_BACKOFF_S.
+BACKOFF_MAX_DOUBLINGS = 8
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One claimed work-list row: this parsed event changed (inserted, updated or deleted)."""
+
+    parsed_id: int
+    occurred_at: datetime
+    device_id: int | None
+    kind: str
+
+
+Fold = Callable[[list[Pending]], None]
+
+
+def projector_lock(projector: str, *, wait: bool = True) -> bool:
+    """Serialise the batches (and replays) of one projector, for the current transaction. With wait=False, give
+    up at once when another batch holds it (a sweep need not queue behind the woken job: that one drains)."""
+    func = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {func}(hashtextextended('fleet.projector:' || %s, 0))::text", [projector])
+        return cursor.fetchone()[0] in ("", "true")
+
+
+def projector_forget(projector: str, where: str, params: dict) -> int:
+    """Replay: drop the work-list rows it covers (`where` on alias q: those committed before it started)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM state_projection_pending q WHERE q.projector = %(projector)s AND {where}",
+            {**params, "projector": projector},
+        )
+        return cursor.rowcount
+
+
+def projector_claim(projector: str, *, limit: int) -> tuple[list[int], list[Pending]]:
+    """Take due rows off the work-list for this transaction: fresh rows in a batch, else one retried row."""
+    with connection.cursor() as cursor:
+        for attempts_filter, n in (("attempts = 0", limit), ("attempts > 0 AND not_before <= now()", 1)):
+            cursor.execute(
+                "DELETE FROM state_projection_pending WHERE id IN ("
+                " SELECT id FROM state_projection_pending"
+                f"  WHERE projector = %s AND {attempts_filter} ORDER BY id FOR UPDATE SKIP LOCKED LIMIT %s"
+                ") RETURNING id, parsed_id, occurred_at, device_id, kind",
+                [projector, n],
+            )
+            rows = cursor.fetchall()
+            if rows:
+                return [r[0] for r in rows], [Pending(r[1], r[2], r[3], r[4]) for r in rows]
+    return [], []
+
+
+def _checkpoint_done(projector: str, events: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO state_projector_checkpoints"
+            " (projector, events_done, batches_done, last_run_at, last_error, failures)"
+            " VALUES (%s, %s, 1, now(), '', 0)"
+            " ON CONFLICT (projector) DO UPDATE SET events_done = state_projector_checkpoints.events_done + %s,"
+            "   batches_done = state_projector_checkpoints.batches_done + 1, last_run_at = now()",
+            [projector, events, events],
+        )
+
+
+def _failure_record(projector: str, pending_ids: list[int], error: str) -> None:
+    """After the rollback: the rows are back on the work-list; push them back in time and say why."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE state_projection_pending SET attempts = attempts + 1,"
+            " not_before = now() + make_interval(secs => %s * power(2, least(attempts, %s)))"
+            " WHERE id = ANY(%s)",
+            [settings.PROJECT_RETRY_BACKOFF_S, BACKOFF_MAX_DOUBLINGS, pending_ids],
+        )
+        cursor.execute(
+            "INSERT INTO state_projector_checkpoints (projector, events_done, batches_done, last_run_at, last_error,"
+            " last_error_at, failures) VALUES (%s, 0, 0, now(), %s, now(), 1)"
+            " ON CONFLICT (projector) DO UPDATE SET last_error = EXCLUDED.last_error, last_error_at = now(),"
+            "   last_run_at = now(), failures = state_projector_checkpoints.failures + 1",
+            [projector, error[:ERROR_MAX_CHARS]],
+        )
+
+
+def projector_batch(projector: str, fold: Fold, *, limit: int, wait: bool = True) -> int:
+    """Claim and fold one batch; returns how many work-list rows it consumed (0: nothing due, busy, or failed)."""
+    claimed: list[int] = []
+    try:
+        with transaction.atomic():
+            if not projector_lock(projector, wait=wait):
+                return 0
+            claimed, pending = projector_claim(projector, limit=limit)
+            if not pending:
+                return 0
+            started = time.perf_counter()
+            fold(pending)
+            _checkpoint_done(projector, len(pending))
+    except Exception as exc:  # a projector bug or a poisoned event must never kill the worker
+        if not claimed:
+            raise
+        log.exception("project.failed", projector=projector, rows=len(claimed))
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        _failure_record(projector, claimed, detail)
+        return 0
+    log.info(
+        "project.batch", projector=projector, events=len(pending), ms=round((time.perf_counter() - started) * 1e3, 1)
+    )
+    return len(pending)
+
+
+def _drain_once(projector: str, fold: Fold, batch_size: int, *, wait: bool = True) -> int:
+    done = 0
+    while n := projector_batch(projector, fold, limit=batch_size, wait=wait):
+        done += n
+    return done
+
+
+def projector_drain(projector: str, fold: Fold, *, batch_size: int, wake_task: str | None = None) -> int:
+    """Fold batches until nothing is due. As the woken job (`wake_task`), look once more after the barrier:
+    rows committed by writers that counted on this job are visible by then (events/sql/wake.sql)."""
+    done = 0
+    while True:
+        # Only the woken job, which passes the barrier, must queue for the lock; a sweep backs off.
+        done += _drain_once(projector, fold, batch_size, wait=wake_task is not None)
+        if wake_task is None:
+            return done
+        wake_barrier(task=wake_task)
+        more = _drain_once(projector, fold, batch_size)
+        done += more
+        if not more:
+            return done
