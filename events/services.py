@@ -8,12 +8,14 @@ worker killed mid-batch leaves the batch claimed by nobody and parsed by nobody.
 from __future__ import annotations
 
 import json
+import time
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
+from django.conf import settings
 from django.db import connection, transaction
 
 from domain.models import Device, Lifecycle
@@ -21,6 +23,10 @@ from events.models import RawStatus
 from events.parsers import ParseError, ParseResult, parse_raw, parser_version
 
 log = structlog.get_logger(__name__)
+
+# The parse job (its name is what the events_raw trigger enqueues) and its queue.
+PARSE_TASK = "events.parse_pending"
+PARSE_QUEUE = "parse"
 
 # How much of an error message a raw row keeps (the rest is in the worker's log).
 ERROR_MAX_CHARS = 4000
@@ -252,17 +258,19 @@ def raw_events_parse_batch(*, limit: int) -> ParseOutcome:
     return outcome
 
 
-def _drain_once(batch_size: int, total: ParseOutcome) -> int:
+def _drain_once(batch_size: int, total: ParseOutcome, deadline: float) -> tuple[int, bool]:
+    """Parse batches until the work-list is empty (True) or the job's time is up (False)."""
     rows = 0
-    while True:
+    while time.monotonic() < deadline:
         outcome = raw_events_parse_batch(limit=batch_size)
         if not outcome.rows:
-            return rows
+            return rows, True
         rows += outcome.rows
         total.rows += outcome.rows
         total.events += outcome.events
         total.failed += outcome.failed
         total.partial += outcome.partial
+    return rows, False
 
 
 def wake_barrier(*, task: str) -> None:
@@ -271,16 +279,31 @@ def wake_barrier(*, task: str) -> None:
         cursor.execute("SELECT fleet_wake_barrier(%s)", [task])
 
 
-def raw_events_drain(*, batch_size: int, wake_task: str | None = None) -> ParseOutcome:
+def wake_requeue(*, queue: str, task: str) -> None:
+    """Make sure a job for `task` waits: a job that ran out of time hands the rest of its backlog on."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT fleet_wake_once(%s, %s)", [queue, task])
+
+
+def raw_events_drain(*, batch_size: int, wake_task: str | None = None, budget_s: float | None = None) -> ParseOutcome:
     """Parse batches until the work-list is empty. As the woken job (`wake_task`), look once more after the
-    barrier: rows committed by writers that counted on this job are visible by then."""
+    barrier: rows committed by writers that counted on this job are visible by then. A job stops after
+    `budget_s` (JOB_TIME_BUDGET_S) and queues a successor, so a worker asked to stop never waits long for it."""
     total = ParseOutcome()
+    deadline = time.monotonic() + (budget_s if budget_s is not None else settings.JOB_TIME_BUDGET_S)
     while True:
-        _drain_once(batch_size, total)
+        _, empty = _drain_once(batch_size, total, deadline)
+        if not empty:
+            wake_requeue(queue=PARSE_QUEUE, task=PARSE_TASK)
+            return total
         if wake_task is None:
             return total
         wake_barrier(task=wake_task)
-        if not _drain_once(batch_size, total):
+        rows, empty = _drain_once(batch_size, total, deadline)
+        if not empty:
+            wake_requeue(queue=PARSE_QUEUE, task=PARSE_TASK)
+            return total
+        if not rows:
             return total
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from procrastinate.contrib.django import app
 
-from events.services import log_partitions_ensure, raw_events_drain
-
-PARSE_TASK = "events.parse_pending"
+from events.services import PARSE_TASK, log_partitions_ensure, raw_events_drain
 
 
 @app.task(name=PARSE_TASK, queue="parse", queueing_lock=PARSE_TASK, pass_context=False)

@@ -112,7 +112,12 @@ def role(name: str, *args: str, url: str, **extra: str) -> Iterator[subprocess.P
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def wait_http(url: str, timeout: float = 30) -> None:

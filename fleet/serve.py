@@ -5,11 +5,12 @@ the pages only paint. The rule "a vehicle with several devices shows once" lives
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from domain.models import Lifecycle
-from domain.plates import normalize_plate, plate_tail
+from domain.plates import normalize_plate
 from slo.selectors import slo_status
 from state.selectors import StateThresholds, freshness_class, operational_state
 
@@ -32,6 +33,7 @@ NO_COST_CENTRE_COLOUR = "#7F7F7F"
 MAX_HISTORY_DAYS = 31
 
 
+@functools.lru_cache(maxsize=1024)
 def cost_centre_colour(name: str | None) -> str:
     if not name:
         return NO_COST_CENTRE_COLOUR
@@ -95,12 +97,16 @@ def _as_list(value: Any) -> list[Any]:
 # freshest ok fix; ties (same fix time, or no fix) by device class: the model's rank in DEVICE_CLASS_PRIORITY
 # (wired trackers before OBD dongles before tags), then the lowest IMEI. A device without a vehicle is its own row.
 _LIVE = """
-SELECT DISTINCT ON (coalesce(v.id::text, 'd' || d.id::text))
+WITH on_duty AS (
+    SELECT DISTINCT ON (da.vehicle_id) da.vehicle_id, dr.name
+      FROM domain_driver_assignments da JOIN domain_drivers dr ON dr.id = da.driver_id
+     WHERE da.period @> %(now)s::timestamptz
+     ORDER BY da.vehicle_id, lower(da.period) DESC
+)
+SELECT DISTINCT ON (coalesce(v.id, -d.id))
        d.id, d.imei, d.model, d.lifecycle, v.id, v.plate, cc.name, ac.name, a.name,
-       l.occurred_at, l.received_at, l.speed_kmh, l.heading, l.ignition, ST_Y(l.point::geometry),
-       ST_X(l.point::geometry), s.last_heartbeat_at, s.ignition,
-       (SELECT dr.name FROM domain_driver_assignments da JOIN domain_drivers dr ON dr.id = da.driver_id
-         WHERE da.vehicle_id = v.id AND da.period @> %(now)s::timestamptz LIMIT 1)
+       extract(epoch FROM l.occurred_at)::float8, l.speed_kmh, l.heading, l.ignition, ST_Y(l.point::geometry),
+       ST_X(l.point::geometry), extract(epoch FROM s.last_heartbeat_at)::float8, s.ignition, duty.name
   FROM domain_devices d
   JOIN domain_accounts a ON a.id = d.account_id
   LEFT JOIN domain_vehicles v ON v.id = d.vehicle_id
@@ -108,8 +114,9 @@ SELECT DISTINCT ON (coalesce(v.id::text, 'd' || d.id::text))
   LEFT JOIN domain_assigned_cities ac ON ac.id = v.assigned_city_id
   LEFT JOIN state_live_positions l ON l.device_id = d.id
   LEFT JOIN state_devices s ON s.device_id = d.id
+  LEFT JOIN on_duty duty ON duty.vehicle_id = v.id
  WHERE d.lifecycle IN ('active', 'suspended', 'provisioned') {filters}
- ORDER BY coalesce(v.id::text, 'd' || d.id::text), l.occurred_at DESC NULLS LAST,
+ ORDER BY coalesce(v.id, -d.id), l.occurred_at DESC NULLS LAST,
           array_position(%(classes)s::text[], upper(d.model)) NULLS LAST, d.imei
 """
 
@@ -126,23 +133,31 @@ def _local(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(ZoneInfo(settings.DISPLAY_TIME_ZONE)).isoformat()
 
 
-def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds) -> dict[str, Any]:
-    (device_id, imei, model, lifecycle, vehicle_id, plate, centre, city, account, fix_at, _received, speed, heading,
-     fix_ignition, lat, lng, heartbeat_at, hb_ignition, driver) = row  # fmt: skip
+def _moment(epoch: float | None) -> datetime | None:
+    # Times arrive as epoch seconds: building a datetime from a float is several times cheaper than parsing
+    # 20,000 timestamps per 10,000-vehicle view.
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds, zone: ZoneInfo) -> dict[str, Any]:
+    (device_id, imei, model, lifecycle, vehicle_id, plate, centre, city, account, fix_epoch, speed, heading,
+     fix_ignition, lat, lng, heartbeat_epoch, hb_ignition, driver) = row  # fmt: skip
+    fix_at = _moment(fix_epoch)
     state = operational_state(
-        fix_at=fix_at, fix_speed_kmh=speed, fix_ignition=fix_ignition, heartbeat_at=heartbeat_at,
+        fix_at=fix_at, fix_speed_kmh=speed, fix_ignition=fix_ignition, heartbeat_at=_moment(heartbeat_epoch),
         heartbeat_ignition=hb_ignition, now=now, t=t,
     )  # fmt: skip
     freshness = freshness_class(fix_at=fix_at, now=now, t=t)
     suspended = lifecycle == Lifecycle.SUSPENDED
-    classes = ["vehicle", f"state-{state}", f"fresh-{freshness}"] + (["suspended"] if suspended else [])
+    classes = f"vehicle state-{state} fresh-{freshness}" + (" suspended" if suspended else "")
     properties = {
         "vehicle_id": vehicle_id,
         "device_id": device_id,
         "imei": imei,
         "device_model": model or None,
         "plate": plate,
-        "plate_tail": plate_tail(plate) if plate else imei[-4:],
+        # Stored plates are normalised already (domain.plates.normalize_plate on save and by constraint).
+        "plate_tail": plate[-4:] if plate else imei[-4:],
         "driver": driver,
         "cost_centre": centre,
         "cost_centre_colour": cost_centre_colour(centre),
@@ -151,20 +166,16 @@ def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds) -> dict
         "operational_state": state,
         "freshness": freshness,
         "suspended": suspended,
-        "style_class": " ".join(classes),
+        "style_class": classes,
         "speed_kmh": speed,
         "heading": heading,
-        "device_time": _local(fix_at),
-        "age_s": None if fix_at is None else round((now - fix_at).total_seconds()),
+        "device_time": None if fix_at is None else fix_at.astimezone(zone).isoformat(),
+        "age_s": None if fix_epoch is None else round(now.timestamp() - fix_epoch),
         "address": None,  # reverse geocoding is an enrichment projector of a later issue
     }
     geometry = None if lat is None else {"type": "Point", "coordinates": [round(lng, 6), round(lat, 6)]}
-    return {
-        "type": "Feature",
-        "id": vehicle_id or f"device-{device_id}",
-        "geometry": geometry,
-        "properties": properties,
-    }
+    feature_id = vehicle_id or f"device-{device_id}"
+    return {"type": "Feature", "id": feature_id, "geometry": geometry, "properties": properties}
 
 
 def _freshness_line(counts: Counter[str], total: int) -> str:
@@ -180,7 +191,8 @@ def _freshness_line(counts: Counter[str], total: int) -> str:
 def live_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     t = StateThresholds.current()
-    features = [_feature(row, now=now, t=t) for row in live_vehicle_rows(filters, now=now)]
+    zone = ZoneInfo(settings.DISPLAY_TIME_ZONE)
+    features = [_feature(row, now=now, t=t, zone=zone) for row in live_vehicle_rows(filters, now=now)]
     if filters.states:
         features = [f for f in features if f["properties"]["operational_state"] in filters.states]
     states = Counter(f["properties"]["operational_state"] for f in features)

@@ -185,6 +185,11 @@ DEVICE_CLASS_PRIORITY = env.list(
     "DEVICE_CLASS_PRIORITY", default=["VL802", "VL103", "GT06N", "JM-VL01", "JC450PRO", "JC400", "VL502", "LL301"]
 )
 
+# --- Jobs ---------------------------------------------------------------------------------------------
+# A parse or projection job hands the rest of its backlog to a successor job after this many seconds, so a worker
+# asked to stop (deploy, Ctrl-C) waits at most this long for its running jobs.
+JOB_TIME_BUDGET_S = env.float("JOB_TIME_BUDGET_S", default=10.0)
+
 # --- procrastinate -----------------------------------------------------------------------------------
 PROCRASTINATE_ON_APP_READY = "fleet.jobs.on_app_ready"
 # Queues: the worker role drains `parse` and `project`; the cron role runs the periodic tasks.

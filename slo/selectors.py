@@ -9,75 +9,77 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from slo.models import Comparison, SloMeasurement, SloTarget, TargetKind
+from slo.models import Comparison, SloTarget, TargetKind
+
+# One statement for every target: its latest measurement, when the current state began, and the window's
+# measurements for the burn rate (each lateral is an index lookup on slo_measurements_metric_time).
+_STATUS = """
+SELECT t.metric, t.description, t.comparison, t.threshold, t.unit, t.window, t.business_hours_only,
+       latest.value, latest.met, latest.measured_at,
+       coalesce((SELECT min(m.measured_at) FROM slo_measurements m
+                  WHERE m.metric = t.metric AND m.measured_at <= %(now)s
+                    AND m.measured_at > coalesce((SELECT max(o.measured_at) FROM slo_measurements o
+                                                   WHERE o.metric = t.metric AND o.measured_at <= %(now)s
+                                                     AND o.met IS DISTINCT FROM latest.met), '-infinity')),
+                latest.measured_at) AS since,
+       win.measured, win.breached, win.shortfall
+  FROM slo_targets t
+  LEFT JOIN LATERAL (SELECT m.value, m.met, m.measured_at FROM slo_measurements m
+                      WHERE m.metric = t.metric AND m.measured_at <= %(now)s
+                      ORDER BY m.measured_at DESC LIMIT 1) latest ON true
+  LEFT JOIN LATERAL (SELECT count(*) AS measured, count(*) FILTER (WHERE NOT m.met) AS breached,
+                            avg(greatest(0, 100 - m.value)) AS shortfall
+                       FROM slo_measurements m
+                      WHERE m.metric = t.metric AND m.met IS NOT NULL AND m.measured_at <= %(now)s
+                        AND m.measured_at > %(now)s - coalesce(t.window, %(default_window)s)) win ON true
+ WHERE t.kind = %(kind)s
+ ORDER BY t.metric
+"""
 
 
-def _since(metric: str, met: bool | None, latest_at: datetime) -> datetime:
-    """When the current state began: the first measurement after the last one in another state."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT min(measured_at) FROM slo_measurements WHERE metric = %s AND measured_at > coalesce("
-            " (SELECT max(measured_at) FROM slo_measurements WHERE metric = %s AND met IS DISTINCT FROM %s),"
-            " '-infinity')",
-            [metric, metric, met],
-        )
-        return cursor.fetchone()[0] or latest_at
-
-
-def _burn_rate(target: SloTarget, now: datetime) -> float | None:
+def _burn_rate(target: SloTarget, measured: int, breached: int, shortfall: float | None) -> float | None:
     """How fast the window's error budget burns: 1.0 spends exactly the budget over the window.
 
     A percentage objective ("≥ 95 % fresh") allows (100 - target) % bad; its burn is the window's average
     shortfall over that allowance. Any other objective allows SLO_ERROR_BUDGET_FRACTION of its minutes to be
     breached; its burn is the breached share of the window's minutes over that allowance.
     """
-    window = target.window or settings.SLO_DEFAULT_WINDOW
-    rows = SloMeasurement.objects.filter(
-        metric=target.metric, measured_at__gt=now - window, measured_at__lte=now, met__isnull=False
-    ).values_list("value", "met")
-    rows = list(rows)
-    if not rows:
+    if not measured:
         return None
     if target.unit == "%" and target.comparison == Comparison.GTE and target.threshold < 100:
-        shortfall = sum(max(0.0, 100.0 - value) for value, _ in rows) / len(rows)
-        return round(shortfall / (100.0 - target.threshold), 3)
-    breached = sum(1 for _, met in rows if not met)
-    return round(breached / len(rows) / settings.SLO_ERROR_BUDGET_FRACTION, 3)
+        return round(float(shortfall or 0) / (100.0 - target.threshold), 3)
+    return round(breached / measured / settings.SLO_ERROR_BUDGET_FRACTION, 3)
 
 
-def _metric_status(target: SloTarget, now: datetime) -> dict[str, Any]:
-    latest = SloMeasurement.objects.filter(metric=target.metric, measured_at__lte=now).order_by("-measured_at").first()
-    status: dict[str, Any] = {
-        "metric": target.metric,
-        "description": target.description,
-        "comparison": target.comparison,
-        "threshold": target.threshold,
-        "unit": target.unit,
-        "window_s": int((target.window or settings.SLO_DEFAULT_WINDOW).total_seconds()),
-        "business_hours_only": target.business_hours_only,
-        "value": None,
-        "measured_at": None,
-        "state": "not_measured",
-        "since": None,
-        "burn_rate": None,
-    }
-    if latest is None:
-        return status
+def _metric_status(row: tuple[Any, ...]) -> dict[str, Any]:
+    metric, description, comparison, threshold, unit, window, business, value, met, measured_at, since = row[:11]
+    measured, breached, shortfall = row[11:]
+    target = SloTarget(metric=metric, comparison=comparison, threshold=threshold, unit=unit, window=window)
     # The current threshold decides (an UPDATE of slo_targets flips the status at once, not next minute).
-    met = None if latest.value is None or latest.met is None else target.is_met(latest.value)
-    status.update(
-        value=latest.value,
-        measured_at=latest.measured_at,
-        state={True: "met", False: "breached", None: "no_data"}[met],
-        since=_since(target.metric, latest.met, latest.measured_at),
-        burn_rate=_burn_rate(target, now),
-    )
-    return status
+    state = "not_measured" if measured_at is None else "no_data"
+    if value is not None and met is not None:
+        state = "met" if target.is_met(value) else "breached"
+    return {
+        "metric": metric,
+        "description": description,
+        "comparison": comparison,
+        "threshold": threshold,
+        "unit": unit,
+        "window_s": int((window or settings.SLO_DEFAULT_WINDOW).total_seconds()),
+        "business_hours_only": business,
+        "value": value,
+        "measured_at": measured_at,
+        "state": state,
+        "since": since,
+        "burn_rate": _burn_rate(target, measured or 0, breached or 0, shortfall),
+    }
 
 
 def slo_status(*, now: datetime | None = None) -> dict[str, Any]:
     """{generated_at, ok, breached[], metrics[]}: what /api/slo/status returns and dashboards carry."""
     now = now or timezone.now()
-    metrics = [_metric_status(t, now) for t in SloTarget.objects.filter(kind=TargetKind.SLO).order_by("metric")]
+    with connection.cursor() as cursor:
+        cursor.execute(_STATUS, {"now": now, "default_window": settings.SLO_DEFAULT_WINDOW, "kind": TargetKind.SLO})
+        metrics = [_metric_status(row) for row in cursor.fetchall()]
     breached = [m["metric"] for m in metrics if m["state"] == "breached"]
     return {"generated_at": now, "ok": not breached, "breached": breached, "metrics": metrics}

@@ -28,7 +28,8 @@ def _drain(projector: str, *, woken: bool) -> None:
         projector,
         FOLDS[projector],
         batch_size=settings.PROJECT_BATCH_SIZE,
-        wake_task=project_task_name(projector) if woken else None,
+        wake_task=project_task_name(projector),
+        woken=woken,
     )
 
 

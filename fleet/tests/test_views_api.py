@@ -11,7 +11,9 @@ from django.contrib.gis.geos import Point
 from django.utils import timezone
 from openpyxl import load_workbook
 
+from fleet.schemas import DispatchViewOut, HistoryViewOut, LiveViewOut, OverviewViewOut
 from fleet.testing.auth import access_for, bearer, make_api_user
+from slo.schemas import SloStatusOut
 from state.models import LivePosition, Trip
 
 
@@ -37,6 +39,7 @@ def test_it_serves_the_live_view_ready_to_paint(client, reader, moving_vehicle):
     response = client.get("/api/views/live", **reader)
     assert response.status_code == 200
     body = response.json()
+    LiveViewOut.model_validate(body)  # the documented contract holds
     assert set(body) == {"summary", "geojson", "slo_status"}
     (feature,) = body["geojson"]["features"]
     assert feature["geometry"] == {"type": "Point", "coordinates": [36.82, -1.29]}
@@ -58,12 +61,15 @@ def test_it_answers_bad_filters_with_422_and_a_reason(client, reader, db):
 def test_it_serves_history_dispatch_and_overview(client, reader, moving_vehicle):
     history = client.get("/api/views/history", {"days": 1, "filters": json.dumps({"vehicle_numbers": ["kca123a"]})},
                          **reader).json()  # fmt: skip
+    HistoryViewOut.model_validate(history)
     assert history["summary"]["trips"] == 1
     assert history["summary"]["distance_km"] == 12.0
     dispatch = client.get("/api/views/dispatch", {"lat": -1.29, "lng": 36.83}, **reader).json()
+    DispatchViewOut.model_validate(dispatch)
     assert dispatch["summary"]["available"] == 1
     assert dispatch["geojson"]["features"][1]["properties"]["distance_m"] == pytest.approx(1113, abs=5)
     overview = client.get("/api/views/overview", **reader).json()
+    OverviewViewOut.model_validate(overview)
     assert overview["summary"]["today"]["trips"] in (0, 1)  # depends on the hour in Nairobi
     assert overview["summary"]["cost_centres"][0]["by_state"] == {"moving": 1}
 
@@ -85,6 +91,7 @@ def test_it_needs_read_fleet_for_views_slo_and_reports(client, db):
 
 def test_it_serves_slo_status(client, reader, db):
     body = client.get("/api/slo/status", **reader).json()
+    SloStatusOut.model_validate(body)
     assert body["ok"] is True
     assert {m["metric"]: m["state"] for m in body["metrics"]}["parser_lag_p95_sec"] == "not_measured"
 

@@ -22,7 +22,7 @@ import structlog
 from django.conf import settings
 from django.db import connection, transaction
 
-from events.services import wake_barrier
+from events.services import wake_barrier, wake_requeue
 
 log = structlog.get_logger(__name__)
 
@@ -136,24 +136,39 @@ def projector_batch(projector: str, fold: Fold, *, limit: int, wait: bool = True
     return len(pending)
 
 
-def _drain_once(projector: str, fold: Fold, batch_size: int, *, wait: bool = True) -> int:
+def _drain_once(projector: str, fold: Fold, batch_size: int, deadline: float, *, wait: bool = True) -> tuple[int, bool]:
+    """Fold batches until nothing is due (True) or the job's time is up (False)."""
     done = 0
-    while n := projector_batch(projector, fold, limit=batch_size, wait=wait):
+    while time.monotonic() < deadline:
+        n = projector_batch(projector, fold, limit=batch_size, wait=wait)
+        if not n:
+            return done, True
         done += n
-    return done
+    return done, False
 
 
-def projector_drain(projector: str, fold: Fold, *, batch_size: int, wake_task: str | None = None) -> int:
-    """Fold batches until nothing is due. As the woken job (`wake_task`), look once more after the barrier:
-    rows committed by writers that counted on this job are visible by then (events/sql/wake.sql)."""
+def projector_drain(
+    projector: str, fold: Fold, *, batch_size: int, wake_task: str, woken: bool, budget_s: float | None = None
+) -> int:
+    """Fold batches until nothing is due. As the woken job, look once more after the barrier: rows committed by
+    writers that counted on this job are visible by then (events/sql/wake.sql). A job stops after `budget_s`
+    (JOB_TIME_BUDGET_S) and queues a successor, so a worker asked to stop never waits long for it."""
+    deadline = time.monotonic() + (budget_s if budget_s is not None else settings.JOB_TIME_BUDGET_S)
     done = 0
     while True:
         # Only the woken job, which passes the barrier, must queue for the lock; a sweep backs off.
-        done += _drain_once(projector, fold, batch_size, wait=wake_task is not None)
-        if wake_task is None:
+        n, empty = _drain_once(projector, fold, batch_size, deadline, wait=woken)
+        done += n
+        if not empty:
+            wake_requeue(queue="project", task=wake_task)
+            return done
+        if not woken:
             return done
         wake_barrier(task=wake_task)
-        more = _drain_once(projector, fold, batch_size)
+        more, empty = _drain_once(projector, fold, batch_size, deadline)
         done += more
+        if not empty:
+            wake_requeue(queue="project", task=wake_task)
+            return done
         if not more:
             return done

@@ -136,7 +136,10 @@ def insert(events: list[Ev], *, account_id: int) -> list[int]:
 def project(batch_size: int = 1000) -> None:
     """What the woken jobs do: drain both projectors."""
     for projector in Projector:
-        projector_drain(projector, FOLDS[projector], batch_size=batch_size)
+        projector_drain(
+            projector, FOLDS[projector], batch_size=batch_size, wake_task=f"state.project_{projector}", woken=False,
+            budget_s=3600,
+        )  # fmt: skip
 
 
 def feed(events: list[Ev], *, account_id: int, batch_size: int = 1000) -> list[int]:

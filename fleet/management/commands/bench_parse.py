@@ -95,7 +95,8 @@ class Command(BaseCommand):
         with psycopg.connect(**info) as conn:
             conn.execute(BACKLOG_SQL, {"source": source_id, "imeis": IMEIS, "rows": rows, "items": items})
             before = conn.execute("SELECT count(*) FROM events_parsed").fetchone()[0]
-        with bench.role("worker", "--no-migrate", url=url, PARSE_BATCH_SIZE="1000"):
+        # Parse only: the projectors (another queue) would share the two cores and this times the parser.
+        with bench.role("worker", "--no-migrate", "--queues", "parse,worker", url=url, PARSE_BATCH_SIZE="1000"):
             self._wait_listening(info)
             started = time.monotonic()
             self._wait_drained(info, timeout=600)

@@ -17,8 +17,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--concurrency", type=int, default=settings.WORKER_CONCURRENCY)
         parser.add_argument("--no-migrate", action="store_true")
+        parser.add_argument(
+            "--queues",
+            default=",".join(settings.WORKER_QUEUES),
+            help="comma-separated queues to drain (scale parse and project apart: --queues parse,worker)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if not opts["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
-        run_procrastinate_worker(name="worker", queues=list(settings.WORKER_QUEUES), concurrency=opts["concurrency"])
+        queues = [q.strip() for q in opts["queues"].split(",") if q.strip()]
+        run_procrastinate_worker(name="worker", queues=queues, concurrency=opts["concurrency"])
