@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from domain.models import Lifecycle
@@ -105,8 +105,11 @@ WITH on_duty AS (
 )
 SELECT DISTINCT ON (coalesce(v.id, -d.id))
        d.id, d.imei, d.model, d.lifecycle, v.id, v.plate, cc.name, ac.name, a.name,
-       extract(epoch FROM l.occurred_at)::float8, l.speed_kmh, l.heading, l.ignition, ST_Y(l.point::geometry),
-       ST_X(l.point::geometry), extract(epoch FROM s.last_heartbeat_at)::float8, s.ignition, duty.name
+       extract(epoch FROM l.occurred_at)::float8, l.speed_kmh, l.heading, l.ignition,
+       round(ST_Y(l.point::geometry)::numeric, 6)::float8, round(ST_X(l.point::geometry)::numeric, 6)::float8,
+       extract(epoch FROM s.last_heartbeat_at)::float8, s.ignition, duty.name,
+       to_char(l.occurred_at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'),
+       round(extract(epoch FROM %(now)s::timestamptz - l.occurred_at))::int
   FROM domain_devices d
   JOIN domain_accounts a ON a.id = d.account_id
   LEFT JOIN domain_vehicles v ON v.id = d.vehicle_id
@@ -124,7 +127,9 @@ SELECT DISTINCT ON (coalesce(v.id, -d.id))
 def live_vehicle_rows(filters: ViewFilters, *, now: datetime) -> list[tuple[Any, ...]]:
     conditions, params = filters.where()
     params.update(now=now, classes=[c.upper() for c in settings.DEVICE_CLASS_PRIORITY])
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Device times are formatted by the database, in the display zone (with its offset), for this query only.
+        cursor.execute("SELECT set_config('TimeZone', %s, true)", [settings.DISPLAY_TIME_ZONE])
         cursor.execute(_LIVE.format(filters=conditions), params)
         return cursor.fetchall()
 
@@ -139,9 +144,9 @@ def _moment(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
-def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds, zone: ZoneInfo) -> dict[str, Any]:
+def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds) -> dict[str, Any]:
     (device_id, imei, model, lifecycle, vehicle_id, plate, centre, city, account, fix_epoch, speed, heading,
-     fix_ignition, lat, lng, heartbeat_epoch, hb_ignition, driver) = row  # fmt: skip
+     fix_ignition, lat, lng, heartbeat_epoch, hb_ignition, driver, device_time, age_s) = row  # fmt: skip
     fix_at = _moment(fix_epoch)
     state = operational_state(
         fix_at=fix_at, fix_speed_kmh=speed, fix_ignition=fix_ignition, heartbeat_at=_moment(heartbeat_epoch),
@@ -169,11 +174,11 @@ def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds, zone: Z
         "style_class": classes,
         "speed_kmh": speed,
         "heading": heading,
-        "device_time": None if fix_at is None else fix_at.astimezone(zone).isoformat(),
-        "age_s": None if fix_epoch is None else round(now.timestamp() - fix_epoch),
+        "device_time": device_time,
+        "age_s": age_s,
         "address": None,  # reverse geocoding is an enrichment projector of a later issue
     }
-    geometry = None if lat is None else {"type": "Point", "coordinates": [round(lng, 6), round(lat, 6)]}
+    geometry = None if lat is None else {"type": "Point", "coordinates": [lng, lat]}
     feature_id = vehicle_id or f"device-{device_id}"
     return {"type": "Feature", "id": feature_id, "geometry": geometry, "properties": properties}
 
@@ -191,8 +196,7 @@ def _freshness_line(counts: Counter[str], total: int) -> str:
 def live_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     t = StateThresholds.current()
-    zone = ZoneInfo(settings.DISPLAY_TIME_ZONE)
-    features = [_feature(row, now=now, t=t, zone=zone) for row in live_vehicle_rows(filters, now=now)]
+    features = [_feature(row, now=now, t=t) for row in live_vehicle_rows(filters, now=now)]
     if filters.states:
         features = [f for f in features if f["properties"]["operational_state"] in filters.states]
     states = Counter(f["properties"]["operational_state"] for f in features)
