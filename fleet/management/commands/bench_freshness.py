@@ -116,7 +116,7 @@ class Command(BaseCommand):
             bench.role("worker", "--no-migrate", url=url),
         ):
             bench.wait_http(base + "/health/gateway")
-            self._wait_listening(info)
+            bench.wait_listening(info)
             session = requests.Session()
             push_url = f"{base}/push/iothub/{BENCH_SOURCE}/pushgps"
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -128,19 +128,6 @@ class Command(BaseCommand):
                 accepted += session.post(push_url, data=_body(n, at), headers=headers).status_code == 200
             self._wait_projected(info, accepted, timeout=60)
         return accepted
-
-    @staticmethod
-    def _wait_listening(info: dict, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        with psycopg.connect(**info) as conn:
-            while time.monotonic() < deadline:
-                if conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND application_name = 'fleet-worker' AND query LIKE 'LISTEN %'"
-                ).fetchone()[0]:
-                    return
-                time.sleep(0.05)
-        raise TimeoutError("the worker never started listening")
 
     @staticmethod
     def _wait_projected(info: dict, count: int, timeout: float) -> None:

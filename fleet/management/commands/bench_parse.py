@@ -73,7 +73,7 @@ class Command(BaseCommand):
             bench.role("worker", "--no-migrate", url=url),
         ):
             bench.wait_http(base + "/health/gateway")
-            self._wait_listening(info)
+            bench.wait_listening(info)
             session = requests.Session()
             push_url = f"{base}/push/iothub/{BENCH_SOURCE}/pushgps"
             count = int(rate * seconds)
@@ -98,26 +98,13 @@ class Command(BaseCommand):
             before = conn.execute("SELECT count(*) FROM events_parsed").fetchone()[0]
         # Parse only: the projectors (another queue) would share the two cores and this times the parser.
         with bench.role("worker", "--no-migrate", "--queues", "parse,worker", url=url, PARSE_BATCH_SIZE="1000"):
-            self._wait_listening(info)
+            bench.wait_listening(info)
             started = time.monotonic()
             self._wait_drained(info, timeout=600)
             seconds = time.monotonic() - started
         with psycopg.connect(**info) as conn:
             events = conn.execute("SELECT count(*) FROM events_parsed").fetchone()[0] - before
         return {"seconds": seconds, "events": events, "events_per_s": events / seconds}
-
-    @staticmethod
-    def _wait_listening(info: dict, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        with psycopg.connect(**info) as conn:
-            while time.monotonic() < deadline:
-                if conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND application_name = 'fleet-worker' AND query LIKE 'LISTEN %'"
-                ).fetchone()[0]:
-                    return
-                time.sleep(0.05)
-        raise TimeoutError("the worker never started listening")
 
     @staticmethod
     def _wait_drained(info: dict, timeout: float) -> None:
