@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import connection, transaction
-from django.utils import dateparse, timezone
 from tqdm import tqdm
 
+from events.cli import cli_time
 from events.models import RawStatus
 from events.services import RawRow, raw_rows_parse
 
@@ -20,18 +20,6 @@ SELECT r.id, r.received_at, r.source_kind, r.push_kind, r.content_type, r.body, 
  ORDER BY r.received_at, r.id
  LIMIT %(limit)s
 """
-
-
-def _when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    parsed = dateparse.parse_datetime(value)
-    if parsed is None:
-        day = dateparse.parse_date(value)
-        if day is None:
-            raise CommandError(f"not a date or time: {value!r}")
-        parsed = datetime(day.year, day.month, day.day)
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
 def _keys(cursor: Any, ids: list[int]) -> set[str]:
@@ -79,10 +67,10 @@ class Command(BaseCommand):
         if opts["kind"]:
             clauses.append("r.push_kind = %(kind)s")
             params["kind"] = opts["kind"]
-        if since := _when(opts["since"]):
+        if since := cli_time(opts["since"]):
             clauses.append("r.received_at >= %(since)s")
             params["since"] = since
-        if until := _when(opts["until"]):
+        if until := cli_time(opts["until"]):
             clauses.append("r.received_at < %(until)s")
             params["until"] = until
         if opts["status"]:

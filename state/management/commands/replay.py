@@ -8,24 +8,12 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.utils import dateparse, timezone
 from tqdm import tqdm
 
 from domain.models import Device
+from events.cli import cli_time
 from state.models import Projector
 from state.projectors.groups import REPLAYS, Scope
-
-
-def _when(value: str | None) -> Any:
-    if not value:
-        return None
-    parsed = dateparse.parse_datetime(value)
-    if parsed is None:
-        day = dateparse.parse_date(value)
-        if day is None:
-            raise CommandError(f"not a date or time: {value!r}")
-        parsed = timezone.datetime(day.year, day.month, day.day)
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
 
 
 class Command(BaseCommand):
@@ -68,4 +56,4 @@ class Command(BaseCommand):
             device_id = Device.objects.filter(imei=opts["device"]).values_list("id", flat=True).first()
             if device_id is None:
                 raise CommandError(f"no device with IMEI {opts['device']}")
-        return Scope(device_id=device_id, since=_when(opts["since"]), until=_when(opts["until"]))
+        return Scope(device_id=device_id, since=cli_time(opts["since"]), until=cli_time(opts["until"]))
