@@ -24,6 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from events.models import SourceKind
+from events.netaddr import client_addr
 
 log = structlog.get_logger(__name__)
 
@@ -97,18 +98,25 @@ def _no_push_rate_limit(source_name: str) -> HttpResponse | None:
 push_rate_limit: Callable[[str], HttpResponse | None] = _no_push_rate_limit
 
 
+# Refusals of names that are no source are counted under this one label, not under the name the sender chose:
+# otherwise every random name would add a row per minute to events_push_rejections. Source names are slugs,
+# so no source can be called this.
+UNKNOWN_SOURCE_LABEL = "(unknown)"
+
+
 class Refused(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, *, known_source: bool = True) -> None:
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
+        self.known_source = known_source
 
 
 def _remote_addr(request: HttpRequest) -> str | None:
-    if settings.PUSH_TRUST_X_FORWARDED_FOR:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR") or None
+    """The sender's address: the socket's, or (PUSH_TRUST_X_FORWARDED_FOR) the hop our own proxy appended to
+    X-Forwarded-For — as many hops from the right as API_TRUSTED_PROXIES says stand in front of us, at least
+    one. Never the leftmost hop: the sender writes that one itself."""
+    proxies = max(1, settings.API_TRUSTED_PROXIES) if settings.PUSH_TRUST_X_FORWARDED_FOR else 0
+    return client_addr(request, trusted_proxies=proxies)
 
 
 def _body(request: HttpRequest) -> bytes:
@@ -142,7 +150,7 @@ def _form_field(body: bytes, name: str) -> str:
 def _source(name: str, kind: str) -> Source:
     source = sources.get(name)
     if source is None or source.kind != kind:
-        raise Refused(401, "unknown_source", "unknown source")
+        raise Refused(401, "unknown_source", "unknown source", known_source=source is not None)
     if not source.enabled:
         raise Refused(401, "disabled", "source disabled")
     return source
@@ -196,7 +204,11 @@ def _insert(source: Source, push_kind: str, request: HttpRequest, body: bytes) -
         )
 
 
-def _count_rejection(source_name: str, reason: str) -> None:
+def _count_rejection(source_name: str, reason: str, *, known_source: bool = True) -> None:
+    """Count a 401 in events_push_rejections: per known source, reason and minute; every unknown name shares
+    UNKNOWN_SOURCE_LABEL, so the table grows with our sources, not with what senders make up."""
+    if not known_source:
+        source_name = UNKNOWN_SOURCE_LABEL
     try:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -226,7 +238,7 @@ def _receive(request: HttpRequest, *, source_name: str, kind: str, push_kind: st
     except Refused as refused:
         log.info("push.refused", source=source_name, reason=refused.reason, status=refused.status)
         if refused.status == 401:
-            _count_rejection(source_name, refused.reason)
+            _count_rejection(source_name, refused.reason, known_source=refused.known_source)
         return JsonResponse({"error": refused.message}, status=refused.status)
     except DatabaseError as exc:
         log.error("push.database_unavailable", source=source_name, error=str(exc).strip()[:200])
@@ -250,7 +262,7 @@ def push_tsp(request: HttpRequest, source: str, key: str) -> HttpResponse:
     except DatabaseError:
         return JsonResponse({"error": "storage unavailable, retry"}, status=503)
     if known is None or not _same(key, known.secret):
-        _count_rejection(source, "bad_key")
+        _count_rejection(source, "bad_key", known_source=known is not None)
         return JsonResponse({"error": "unknown source or key"}, status=401)
     return _receive(request, source_name=source, kind=SourceKind.JIMI_TSP, push_kind="", ack=TSP_ACK)
 

@@ -37,6 +37,8 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja.throttling import BaseThrottle
 
+from events.netaddr import client_addr
+
 log = structlog.get_logger(__name__)
 
 DASHBOARDS = "dashboards"
@@ -51,14 +53,9 @@ clock: Callable[[], float] = time.time
 
 def client_ip(request: HttpRequest) -> str:
     """The client's address: the socket's, or the one API_TRUSTED_PROXIES proxies in front of us saw."""
-    proxies = settings.API_TRUSTED_PROXIES
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if proxies > 0 and forwarded:
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops:
-            # Each trusted proxy appends the address it saw: the client is `proxies` hops from the end.
-            return hops[-min(proxies, len(hops))][:64]
-    return (request.META.get("REMOTE_ADDR") or "unknown")[:64]
+    # Each trusted proxy appends the address it saw: the client is `proxies` hops from the end (events.netaddr,
+    # which the push gateway's allow-lists read too).
+    return client_addr(request, trusted_proxies=settings.API_TRUSTED_PROXIES) or "unknown"
 
 
 def _window(period_s: int, now: float) -> tuple[int, int]:

@@ -4,6 +4,7 @@ without the row."""
 from __future__ import annotations
 
 import json
+import random
 import time
 from urllib.parse import urlencode
 
@@ -143,3 +144,55 @@ def test_it_answers_503_and_never_200_when_the_database_is_down(role_process):
         timeout=15,
     )
     assert response.status_code == 503
+
+
+def _tsp_push_via_proxy(client, forwarded: str):
+    return client.post(
+        f"/push/tsp/tsp/{TSP_KEY}",
+        data="msgType=x&data={}",
+        content_type="text/plain",
+        HTTP_X_FORWARDED_FOR=forwarded,
+        REMOTE_ADDR="10.0.0.2",  # our proxy
+    )
+
+
+def test_it_checks_the_allow_list_against_the_hop_our_proxy_appended_not_the_one_the_sender_wrote(
+    client, tsp_source, settings
+):
+    settings.PUSH_TRUST_X_FORWARDED_FOR = True
+    tsp_source.allowed_cidrs = ["47.88.0.0/16"]
+    tsp_source.save()
+    # The sender claims an allowed address; our proxy appended the address it really came from.
+    spoofed = _tsp_push_via_proxy(client, "47.88.1.1, 203.0.113.9")
+    assert spoofed.status_code == 401
+    assert not RawEvent.objects.exists()
+    assert PushRejection.objects.get(source_name="tsp").reason == "network"
+    # Whatever the sender wrote first, a push that really comes from the allowed network is taken.
+    genuine = _tsp_push_via_proxy(client, "203.0.113.9, 47.88.1.1")
+    assert genuine.status_code == 200
+    assert RawEvent.objects.get().remote_addr == "47.88.1.1"
+
+
+def test_it_ignores_x_forwarded_for_unless_told_to_trust_it(client, tsp_source, settings):
+    settings.PUSH_TRUST_X_FORWARDED_FOR = False
+    tsp_source.allowed_cidrs = ["47.88.0.0/16"]
+    tsp_source.save()
+    assert _tsp_push_via_proxy(client, "47.88.1.1").status_code == 401  # the socket's address is 10.0.0.2
+
+
+def test_it_counts_refusals_of_made_up_source_names_in_one_row(client, post_iothub, iothub_source, tsp_source):
+    post_iothub("pushgps", [GPS_ITEM], token="guess")
+    for n in range(50):
+        assert post_iothub("pushgps", [GPS_ITEM], source=f"probe-{n}-{random.getrandbits(40):x}").status_code == 401
+    for n in range(5):
+        response = client.post(f"/push/tsp/made-up-{n}/key", data="msgType=x&data={}", content_type="text/plain")
+        assert response.status_code == 401
+    client.post("/push/tsp/tsp/wrong-key", data="msgType=x&data={}", content_type="text/plain")
+    rows = sorted(PushRejection.objects.values_list("source_name", "reason", "count"))
+    assert rows == [
+        ("(unknown)", "bad_key", 5),
+        ("(unknown)", "unknown_source", 50),
+        ("hub", "bad_token", 1),
+        ("tsp", "bad_key", 1),
+    ]
+    assert len(set(PushRejection.objects.values_list("minute", flat=True))) == 1
