@@ -6,7 +6,9 @@ import secrets
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.urls import reverse
 
 from domain.models import Account
@@ -31,17 +33,27 @@ class Command(BaseCommand):
         parser.add_argument("--kind", required=True, choices=[str(k) for k in PUSH_KINDS])
         parser.add_argument("--secret", help="token / URL key / HMAC key; generated when omitted on create")
         parser.add_argument("--account", help="account (by name) that unknown devices fall under")
+        parser.add_argument(
+            "--create-account", action="store_true", help="create the --account when no account has that name yet"
+        )
         parser.add_argument("--cidr", action="append", default=None, help="allowed sender network (repeatable)")
         parser.add_argument("--disable", action="store_true")
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        try:
+            with transaction.atomic():  # a refused source leaves no account created for it either
+                self._register(opts)
+        except ValidationError as exc:
+            fields = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+            raise CommandError("; ".join(f"{f or 'source'}: {m}" for f, ms in fields.items() for m in ms)) from exc
+
+    def _register(self, opts: dict[str, Any]) -> None:
         source = PushSource.objects.filter(name=opts["name"]).first() or PushSource(name=opts["name"])
         source.kind = opts["kind"]
+        if opts["create_account"] and not opts["account"]:
+            raise CommandError("--create-account needs --account NAME (the account to create)")
         if opts["account"]:
-            try:
-                source.account = Account.objects.get(name=opts["account"])
-            except Account.DoesNotExist as exc:
-                raise CommandError(f"no account named {opts['account']!r}") from exc
+            source.account = self._account(opts["account"], create=opts["create_account"])
         elif source.account_id is None:
             source.account = self._default_account()
         if opts["secret"]:
@@ -60,9 +72,34 @@ class Command(BaseCommand):
         if source.kind == SourceKind.JIMI_IOTHUB:
             self.stdout.write("hub token: the secret above (sent as the `token` form field)")
 
+    def _account(self, name: str, *, create: bool) -> Account:
+        account = Account.objects.filter(name=name).first()
+        if account is not None:
+            return account
+        if not create:
+            raise CommandError(
+                f"no account named {name!r} ({_existing_accounts()}); add --create-account to create it in this step"
+            )
+        account = Account(name=name)
+        account.full_clean()
+        account.save()
+        self.stdout.write(f"created account {account.name!r}")
+        return account
+
     @staticmethod
     def _default_account() -> Account:
         accounts = list(Account.objects.all()[:2])
         if len(accounts) != 1:
-            raise CommandError("--account is required (unknown devices must fall under an account)")
+            raise CommandError(
+                f"--account is required (unknown devices must fall under an account; {_existing_accounts()});"
+                " with --create-account a new one is created"
+            )
         return accounts[0]
+
+
+def _existing_accounts(shown: int = 20) -> str:
+    names = list(Account.objects.order_by("name").values_list("name", flat=True)[: shown + 1])
+    if not names:
+        return "there are no accounts yet"
+    more = ", …" if len(names) > shown else ""
+    return "existing accounts: " + ", ".join(repr(n) for n in names[:shown]) + more
