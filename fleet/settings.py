@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "fleet.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin CSS/JS) from STATIC_ROOT, before sessions and the database are touched.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -68,6 +70,7 @@ MIDDLEWARE = [
     "pghistory.middleware.HistoryMiddleware",
 ]
 # The push path (/push/...) is served by a handler with only these: authenticate, one INSERT, answer.
+# No static serving there: WhiteNoise stays out of this list.
 PUSH_MIDDLEWARE = ["fleet.middleware.RequestIdMiddleware"]
 
 ROOT_URLCONF = "fleet.urls"
@@ -119,6 +122,13 @@ DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="Africa/Nairobi")
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / ".var" / "static")
+# The gateway serves STATIC_ROOT itself (WhiteNoise): hashed names cached for a year, gzip when asked for.
+# With DEBUG off, `{% static %}` needs the manifest that `manage.py collectstatic` writes: bin/bootstrap runs it
+# (so `make run` and `make test` have it) and so does the image build.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # Debian's GDAL 3.6 is older than GeoDjango 5.2 would like; the features we use work with it.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
