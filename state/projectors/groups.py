@@ -118,8 +118,9 @@ def positions_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> i
     n = _history_window_rewrite(scope)
     progress("history", n)
     windows = _device_windows(scope)
-    trips.reports_rebuild(device_ids=list(windows))
-    positions_windows_refold(windows)  # matches the reports too
+    if windows:  # a window without fixes has no device to re-fold (and an empty list is no device, never all)
+        trips.reports_rebuild(device_ids=list(windows))
+        positions_windows_refold(windows)  # matches the reports too
     return n
 
 

@@ -358,10 +358,16 @@ def reports_refresh(*, keys: Sequence[tuple[int, datetime]]) -> None:
 
 
 def reports_rebuild(*, device_ids: Sequence[int] | None = None) -> None:
-    where, params = ("p.device_id = ANY(%(devices)s)", {"devices": list(device_ids)}) if device_ids else ("true", {})
+    """Rewrite the reported rows of these devices from events_parsed, unlinked (the caller matches them).
+
+    None means every device; an empty list means no device, and nothing is touched."""
+    if device_ids is not None and not device_ids:
+        return
+    every = device_ids is None
+    where, params = ("true", {}) if every else ("p.device_id = ANY(%(devices)s)", {"devices": list(device_ids)})
     with connection.cursor() as cursor:
         for table in ("state_trips", "state_parking_events"):
-            scope = " AND device_id = ANY(%(devices)s)" if device_ids else ""
+            scope = "" if every else " AND device_id = ANY(%(devices)s)"
             cursor.execute(f"DELETE FROM {table} WHERE source = 'jimi'{scope}", params)
         cursor.execute(_REPORTED_TRIPS.format(where=where), params)
         cursor.execute(_REPORTED_STOPS.format(where=where), params)

@@ -171,3 +171,48 @@ def test_it_empties_the_projections_of_events_that_are_gone(make_device, account
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM state_position_history WHERE device_id = %s", [d])
         assert cursor.fetchone() == (0,)
+
+
+def _reported() -> list[tuple]:
+    """Every Jimi-reported trip and stop, with its row id and the derived row it is linked to."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'trip', id, device_id, started_at, matched_started_at FROM state_trips WHERE source = 'jimi'"
+            " UNION ALL SELECT 'stop', id, device_id, started_at, matched_started_at FROM state_parking_events"
+            " WHERE source = 'jimi' ORDER BY 1, 3, 4"
+        )
+        return cursor.fetchall()
+
+
+def _drive_park_and_reports(d: int) -> list[Ev]:
+    """A 15-minute drive, then 15 minutes parked, and Jimi's own report of each."""
+    events = drive(d, T0, seconds=900)
+    events += stay(d, T0 + 900 * S, seconds=900, at=end_of(events))
+    trip = {"start_time": (T0 + 10 * S).isoformat(), "end_time": (T0 + 880 * S).isoformat(), "distance": 8.9}
+    park = {"mode": "parking", "end_time": (T0 + 1800 * S).isoformat(), "lat": end_of(events)[0]}
+    park["lng"] = end_of(events)[1]
+    return [*events, Ev("trip_report", d, T0 + 10 * S, trip), Ev("parking_report", d, T0 + 910 * S, park)]
+
+
+def test_it_leaves_every_report_linked_when_a_replayed_window_holds_no_fixes(make_device, account):
+    devices = [make_device().id, make_device().id]
+    feed(_drive_park_and_reports(devices[0]) + _drive_park_and_reports(devices[1]), account_id=account.id)
+    before, state = _reported(), digest()
+    assert len(before) == 4
+    assert all(row[4] is not None for row in before)  # each report linked to the derived trip / stop
+    since, until = T0 - timedelta(days=10), T0 - timedelta(days=9)  # nothing happened then
+    call_command("replay", "--since", since.isoformat(), "--until", until.isoformat(), verbosity=0)
+    assert _reported() == before
+    assert digest() == state
+
+
+def test_it_rebuilds_no_device_s_reports_for_an_empty_list_of_devices(make_device, account):
+    from state.projectors.trips import reports_rebuild
+
+    d = make_device().id
+    feed(_drive_park_and_reports(d), account_id=account.id)
+    before = _reported()
+    reports_rebuild(device_ids=[])
+    assert _reported() == before
+    reports_rebuild(device_ids=[d])  # a device named: its reports are rewritten (and left for the caller to link)
+    assert [(r[0], r[2], r[3], r[4]) for r in _reported()] == [(r[0], r[2], r[3], None) for r in before]
