@@ -12,6 +12,7 @@ import time
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_field
 from datetime import datetime
 
 import structlog
@@ -21,6 +22,7 @@ from django.db import connection, transaction
 from domain.models import Device, Lifecycle
 from events.models import RawStatus
 from events.parsers import ParseError, ParseResult, parse_raw, parser_version
+from events.poison import Cleaned, error_text, isolate, json_needs_cleaning, pg_safe, text_pg_safe
 
 log = structlog.get_logger(__name__)
 
@@ -207,7 +209,7 @@ def _raw_status_write(results: Sequence[_RowResult]) -> None:
                 [str(r.status) for r in results],
                 [r.version for r in results],
                 [len(r.events) for r in results],
-                [r.error for r in results],
+                [text_pg_safe(r.error) for r in results],
             ],
         )
 
@@ -223,9 +225,8 @@ def _stale_parsed_delete(results: Sequence[_RowResult]) -> int:
         return cursor.rowcount
 
 
-def raw_rows_parse(rows: Sequence[RawRow], *, replace: bool = False) -> ParseOutcome:
-    """Parse rows and write their events and status. Call inside a transaction (the claim's)."""
-    results = [_parse_one(row) for row in rows]
+def _results_write(results: Sequence[_RowResult], *, replace: bool) -> None:
+    """Devices, parsed events and raw status of these rows: all of it, or (raising) none of it."""
     imeis: dict[str, int] = {}
     for res in results:
         for ev in res.events:
@@ -236,9 +237,44 @@ def raw_rows_parse(rows: Sequence[RawRow], *, replace: bool = False) -> ParseOut
         _stale_parsed_delete(results)
     rows = _parsed_rows(results, devices)
     if rows:
+        document = json.dumps(rows)
+        if json_needs_cleaning(document):
+            document = json.dumps(_parsed_rows(_results_cleaned(results), devices), allow_nan=False)
         with connection.cursor() as cursor:
-            cursor.execute(_PARSED_INSERT, [json.dumps(rows)])
+            cursor.execute(_PARSED_INSERT, [document])
     _raw_status_write(results)
+
+
+def _results_cleaned(results: Sequence[_RowResult]) -> Sequence[_RowResult]:
+    """The events as PostgreSQL can store them (events/poison.py); each row says what was changed."""
+    for res in results:
+        cleaned = Cleaned()
+        events = [replace_field(ev, payload=pg_safe(ev.payload, cleaned)) for ev in res.events]
+        if cleaned:
+            log.warning("parse.cleaned", raw_id=res.row.id, note=cleaned.describe())
+            res.events = events
+            res.error = "\n".join(filter(None, [res.error, cleaned.describe()]))[:ERROR_MAX_CHARS]
+    return results
+
+
+def _refused(res: _RowResult, exc: BaseException) -> _RowResult:
+    log.warning("parse.refused", raw_id=res.row.id, error=str(exc))
+    error = f"the database refused this row's events: {error_text(exc)}"[:ERROR_MAX_CHARS]
+    return _RowResult(res.row, RawStatus.FAILED, res.version, error=error)
+
+
+def raw_rows_parse(rows: Sequence[RawRow], *, replace: bool = False) -> ParseOutcome:
+    """Parse rows and write their events and status. Call inside a transaction (the claim's).
+
+    A row whose events the database refuses is found by bisection and marked `failed` with the database's
+    message; the rest of the batch commits (events/poison.py). A transient error (the database going away)
+    raises: the claim rolls back and the batch waits on the work-list for the next run."""
+    results = [_parse_one(row) for row in rows]
+    poisoned = isolate(results, lambda part: _results_write(part, replace=replace))
+    if poisoned:
+        refused = {res.row.id: _refused(res, exc) for res, exc in poisoned}
+        results = [refused.get(res.row.id, res) for res in results]
+        _raw_status_write(list(refused.values()))
     outcome = ParseOutcome(rows=len(results), raw_ids=[r.row.id for r in results])
     for res in results:
         outcome.events += len(res.events)

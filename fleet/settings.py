@@ -257,3 +257,6 @@ PROJECT_BATCH_SIZE = env.int("PROJECT_BATCH_SIZE", default=1000)
 PROJECT_SWEEP_EVERY_S = env.int("PROJECT_SWEEP_EVERY_S", default=5)
 # A failed batch's events are retried after this many seconds, doubling per failure (up to 256x).
 PROJECT_RETRY_BACKOFF_S = env.float("PROJECT_RETRY_BACKOFF_S", default=2.0)
+# An event that fails alone this many times is parked (state_projection_pending.failed_at): listed in the admin,
+# re-queued by a clerk after a fix; the rest of the fleet's events never wait for it.
+PROJECT_MAX_ATTEMPTS = env.int("PROJECT_MAX_ATTEMPTS", default=5)

@@ -41,12 +41,20 @@ class ProjectionPending(models.Model):
     projector = models.CharField(max_length=16, choices=Projector.choices)
     attempts = models.IntegerField(default=0)
     not_before = models.DateTimeField(null=True, blank=True)
+    # Parked: failed PROJECT_MAX_ATTEMPTS times alone; never claimed again until re-queued (the dead letters).
+    failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, db_default="")
 
     class Meta:
         db_table = "state_projection_pending"
+        verbose_name = "projection work-list row"
         indexes = [
             # The claim: a projector's due rows, oldest first (projector_claim).
             models.Index(fields=["projector", "attempts", "id"], name="state_pending_claim"),
+            # The admin's and the ops overview's list of parked events.
+            models.Index(
+                fields=["failed_at"], name="state_pending_parked", condition=models.Q(failed_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

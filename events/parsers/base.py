@@ -76,7 +76,8 @@ def dedup_key(kind: str, imei: str | None, device_time: datetime | None, *fields
     """
     material = [kind, imei, device_time.astimezone(UTC).isoformat() if device_time else None, *fields]
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # surrogatepass: a lone surrogate (JSON's "\ud800") must not make an event unkeyable.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def make_event(

@@ -73,6 +73,10 @@ def decode_json(text: str, what: str) -> Any:
     except json.JSONDecodeError as exc:
         # Position only, never the content: a body can carry the push token.
         raise ParseError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ParseError(f"{what} is nested too deeply to decode") from None
+    except ValueError as exc:  # an integer of thousands of digits (Python's int/str conversion limit)
+        raise ParseError(f"{what} holds a number too long to decode ({exc})") from None
 
 
 def looks_like_json(raw: RawBody) -> bool:
@@ -147,13 +151,26 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_items(items: list[Any], parse_item: ItemParser, received_at: datetime) -> ParseResult:
+# Items parsed from one body. A hub sends tens per push; 10,000 fixes is a day of one device at 10 s. A body
+# with more (1 MiB of `{}` holds 300,000) keeps the rest unparsed — stored, `partial`, re-parseable with a
+# larger limit — so one body cannot hold a parse transaction for minutes.
+MAX_ITEMS_PER_BODY = 10_000
+
+
+def parse_items(
+    items: list[Any], parse_item: Callable[[Any, datetime], ParsedEvent], received_at: datetime, *, objects_only=True
+) -> ParseResult:
     """Parse each item on its own: a bad item becomes one readable error, the rest still parse."""
     result = ParseResult(events=[], item_errors=[])
+    if len(items) > MAX_ITEMS_PER_BODY:
+        result.item_errors.append(
+            f"items {MAX_ITEMS_PER_BODY}-{len(items) - 1}: not parsed, a body holds at most {MAX_ITEMS_PER_BODY} items"
+        )
+        items = items[:MAX_ITEMS_PER_BODY]
     for index, item in enumerate(items):
         where = f"item {index}"
         try:
-            if not isinstance(item, dict):
+            if objects_only and not isinstance(item, dict):
                 raise ItemError(f"not a JSON object ({type(item).__name__})")
             result.events.append(parse_item(item, received_at))
         except ValidationError as exc:

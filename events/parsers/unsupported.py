@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from events.parsers.base import ParsedEvent, Parser, ParseResult, RawBody, make_event
-from events.parsers.envelopes import Splitter
+from events.parsers.envelopes import Splitter, parse_items
 from events.parsers.fields import to_imei, to_time
 from events.parsers.items import SECRET_FIELDS
 
@@ -60,8 +60,10 @@ def unsupported_parser(split: Splitter) -> Callable[[str], Parser]:
 
     def for_push_kind(push_kind: str) -> Parser:
         def parse(raw: RawBody) -> ParseResult:
-            events = [unsupported_event(push_kind, item, raw.received_at) for item in split(raw)]
-            return ParseResult(events=events, item_errors=[])
+            def one(item: Any, received_at: datetime) -> ParsedEvent:
+                return unsupported_event(push_kind, item, received_at)
+
+            return parse_items(split(raw), one, raw.received_at, objects_only=False)
 
         return Parser(UNSUPPORTED_VERSION, parse)
 

@@ -5,15 +5,17 @@ device window would race), claim due work-list rows with SKIP LOCKED, hand them 
 checkpoint row, commit. The DELETE of the claimed rows commits with the projection, so a worker killed
 mid-batch leaves the rows for the next one and nothing is folded twice or lost.
 
-No event can kill the worker: a projector exception rolls the batch back, the claimed rows stay on the
-work-list with a growing `not_before` (exponential back-off), and the error is written to the checkpoint row.
-Rows that failed once are retried one at a time, so one poisoned event cannot hold back the others.
+No event can kill the worker, and none can hold the others back. A batch that fails is split until each failing
+event is alone (events/poison.py): the rest of the batch commits; the failing event goes back on the work-list
+with a growing `not_before` (exponential back-off) and is retried alone; after PROJECT_MAX_ATTEMPTS it is
+parked (`failed_at` set, the error kept) — the projector's dead letters, listed in the admin, where a clerk
+re-queues them after a fix. An error that says the database went away is transient: the whole batch stays on
+the work-list untouched, for the next run.
 """
 
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +24,7 @@ import structlog
 from django.conf import settings
 from django.db import connection, transaction
 
+from events.poison import error_is_transient, error_text, isolate
 from events.services import wake_barrier, wake_requeue
 
 log = structlog.get_logger(__name__)
@@ -39,6 +42,7 @@ class Pending:
     occurred_at: datetime
     device_id: int | None
     kind: str
+    attempts: int = 0
 
 
 Fold = Callable[[list[Pending]], None]
@@ -64,19 +68,23 @@ def projector_forget(projector: str, where: str, params: dict) -> int:
 
 
 def projector_claim(projector: str, *, limit: int) -> tuple[list[int], list[Pending]]:
-    """Take due rows off the work-list for this transaction: fresh rows in a batch, else one retried row."""
+    """Take due rows off the work-list for this transaction: fresh rows in a batch, else one retried row.
+    Parked rows (`failed_at` set) are never claimed."""
     with connection.cursor() as cursor:
-        for attempts_filter, n in (("attempts = 0", limit), ("attempts > 0 AND not_before <= now()", 1)):
+        for attempts_filter, n in (
+            ("attempts = 0", limit),
+            ("attempts > 0 AND not_before <= now() AND failed_at IS NULL", 1),
+        ):
             cursor.execute(
                 "DELETE FROM state_projection_pending WHERE id IN ("
                 " SELECT id FROM state_projection_pending"
                 f"  WHERE projector = %s AND {attempts_filter} ORDER BY id FOR UPDATE SKIP LOCKED LIMIT %s"
-                ") RETURNING id, parsed_id, occurred_at, device_id, kind",
+                ") RETURNING id, parsed_id, occurred_at, device_id, kind, attempts",
                 [projector, n],
             )
             rows = cursor.fetchall()
             if rows:
-                return [r[0] for r in rows], [Pending(r[1], r[2], r[3], r[4]) for r in rows]
+                return [r[0] for r in rows], [Pending(r[1], r[2], r[3], r[4], r[5]) for r in rows]
     return [], []
 
 
@@ -92,48 +100,81 @@ def _checkpoint_done(projector: str, events: int) -> None:
         )
 
 
-def _failure_record(projector: str, pending_ids: list[int], error: str) -> None:
-    """After the rollback: the rows are back on the work-list; push them back in time and say why."""
-    with transaction.atomic(), connection.cursor() as cursor:
+def _poisoned_requeue(projector: str, poisoned: list[tuple[Pending, BaseException]]) -> None:
+    """In the batch's transaction: put each poisoned event back, due after a back-off, or park it for good."""
+    with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE state_projection_pending SET attempts = attempts + 1,"
-            " not_before = now() + make_interval(secs => %s * power(2, least(attempts, %s)))"
-            " WHERE id = ANY(%s)",
-            [settings.PROJECT_RETRY_BACKOFF_S, BACKOFF_MAX_DOUBLINGS, pending_ids],
+            "INSERT INTO state_projection_pending"
+            " (parsed_id, occurred_at, device_id, kind, projector, attempts, not_before, failed_at, last_error)"
+            " SELECT u.parsed_id, u.occurred_at, u.device_id, u.kind, %s, u.attempts + 1,"
+            "        now() + make_interval(secs => %s * power(2, least(u.attempts, %s))),"
+            "        CASE WHEN u.attempts + 1 >= %s THEN now() END, u.error"
+            "   FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[], %s::int[], %s::text[])"
+            "        AS u(parsed_id, occurred_at, device_id, kind, attempts, error)",
+            [
+                projector,
+                settings.PROJECT_RETRY_BACKOFF_S,
+                BACKOFF_MAX_DOUBLINGS,
+                settings.PROJECT_MAX_ATTEMPTS,
+                [p.parsed_id for p, _ in poisoned],
+                [p.occurred_at for p, _ in poisoned],
+                [p.device_id for p, _ in poisoned],
+                [p.kind for p, _ in poisoned],
+                [p.attempts for p, _ in poisoned],
+                [error_text(exc)[:ERROR_MAX_CHARS] for _, exc in poisoned],
+            ],
         )
         cursor.execute(
             "INSERT INTO state_projector_checkpoints (projector, events_done, batches_done, last_run_at, last_error,"
-            " last_error_at, failures) VALUES (%s, 0, 0, now(), %s, now(), 1)"
+            " last_error_at, failures) VALUES (%s, 0, 0, now(), %s, now(), %s)"
             " ON CONFLICT (projector) DO UPDATE SET last_error = EXCLUDED.last_error, last_error_at = now(),"
-            "   last_run_at = now(), failures = state_projector_checkpoints.failures + 1",
-            [projector, error[:ERROR_MAX_CHARS]],
+            "   last_run_at = now(), failures = state_projector_checkpoints.failures + EXCLUDED.failures",
+            [projector, error_text(poisoned[-1][1])[:ERROR_MAX_CHARS], len(poisoned)],
         )
 
 
 def projector_batch(projector: str, fold: Fold, *, limit: int, wait: bool = True) -> int:
-    """Claim and fold one batch; returns how many work-list rows it consumed (0: nothing due, busy, or failed)."""
-    claimed: list[int] = []
-    try:
-        with transaction.atomic():
-            if not projector_lock(projector, wait=wait):
-                return 0
-            claimed, pending = projector_claim(projector, limit=limit)
-            if not pending:
-                return 0
-            started = time.perf_counter()
-            fold(pending)
-            _checkpoint_done(projector, len(pending))
-    except Exception as exc:  # a projector bug or a poisoned event must never kill the worker
-        if not claimed:
+    """Claim and fold one batch; returns how many work-list rows it consumed (0: nothing due or busy).
+
+    Folding a part of a batch and then the rest gives the state folding all of it gives (projectors re-fold
+    whole device windows from the tables), which is what lets a failing batch be bisected."""
+    with transaction.atomic():
+        if not projector_lock(projector, wait=wait):
+            return 0
+        claimed, pending = projector_claim(projector, limit=limit)
+        if not pending:
+            return 0
+        started = time.perf_counter()
+        try:
+            poisoned = isolate(pending, fold)
+        except Exception as exc:
+            if error_is_transient(exc):  # the database went away: the batch stays claimed by nobody
+                log.warning("project.interrupted", projector=projector, rows=len(claimed), error=str(exc))
             raise
-        log.exception("project.failed", projector=projector, rows=len(claimed))
-        detail = "".join(traceback.format_exception_only(exc)).strip()
-        _failure_record(projector, claimed, detail)
-        return 0
+        if poisoned:
+            for event, exc in poisoned:
+                log.error("project.poisoned", projector=projector, parsed_id=event.parsed_id, error=error_text(exc))
+            _poisoned_requeue(projector, poisoned)
+        _checkpoint_done(projector, len(pending) - len(poisoned))
     log.info(
-        "project.batch", projector=projector, events=len(pending), ms=round((time.perf_counter() - started) * 1e3, 1)
+        "project.batch",
+        projector=projector,
+        events=len(pending),
+        poisoned=len(poisoned),
+        ms=round((time.perf_counter() - started) * 1e3, 1),
     )
     return len(pending)
+
+
+def projection_failures_requeue(*, ids: list[int]) -> int:
+    """Put parked events (the admin's dead letters) back on the work-list, due now, with a fresh count."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE state_projection_pending SET attempts = 0, not_before = NULL, failed_at = NULL"
+            " WHERE id = ANY(%s) AND failed_at IS NOT NULL",
+            [ids],
+        )
+        return cursor.rowcount
 
 
 def _drain_once(projector: str, fold: Fold, batch_size: int, deadline: float, *, wait: bool = True) -> tuple[int, bool]:
