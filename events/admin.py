@@ -8,17 +8,23 @@ from urllib.parse import parse_qs
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from events.models import ParsedEvent, PushRejection, PushSource, RawEvent
-from events.services import RawRow, raw_rows_parse
+from events.reparse import raw_rows_reparse
+from events.tasks import reparse_rows
 
 # Past this many rows a filtered changelist says "10,000+" instead of counting on.
 COUNT_CAP = 10_000
+# "Re-parse selected": a selection of at most this many rows is re-parsed in the request (the clerk sees the
+# outcome at once; a few rows take milliseconds). A larger one is queued as jobs of REPARSE_JOB_ROWS rows for the
+# worker (parse queue), so no request parses thousands of rows. At most COUNT_CAP rows are taken per action.
+REPARSE_INLINE_MAX = 20
+REPARSE_JOB_ROWS = 500
 
 
 class EstimatedCountPaginator(Paginator):
@@ -113,21 +119,29 @@ class RawEventAdmin(admin.ModelAdmin):
             "<pre>{}</pre>", "\n".join(f"#{pk} {kind} {when:%Y-%m-%d %H:%M:%S}Z" for pk, kind, when in rows) or "—"
         )
 
-    @admin.action(description="Re-parse selected raw events with the current parsers", permissions=["view"])
+    def has_reparse_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.reparse_{self.opts.model_name}")
+
+    @admin.action(description="Re-parse selected raw events with the current parsers", permissions=["reparse"])
     def reparse_selected(self, request: HttpRequest, queryset: QuerySet[RawEvent]) -> None:
-        rows = [
-            RawRow(
-                r.id, r.received_at, r.source_kind, r.push_kind, r.content_type, bytes(r.body),
-                r.source.account_id if r.source else None,
+        keys = list(queryset.values_list("id", "received_at")[: COUNT_CAP + 1])
+        if len(keys) > COUNT_CAP:
+            keys = keys[:COUNT_CAP]
+            self.message_user(
+                request,
+                f"Only the newest {COUNT_CAP:,} of the selection are taken; use manage.py reparse for a larger window.",
+                messages.WARNING,
             )
-            for r in queryset.select_related("source")[:COUNT_CAP]
-        ]  # fmt: skip
-        with transaction.atomic():
-            outcome = raw_rows_parse(rows, replace=True)
-        level = messages.WARNING if outcome.failed else messages.SUCCESS
-        self.message_user(
-            request, f"Re-parsed {outcome.rows} raw events: {outcome.events} events, {outcome.failed} failed.", level
+        if len(keys) <= REPARSE_INLINE_MAX:
+            outcome = raw_rows_reparse(raw_ids=[k[0] for k in keys], received_at=[k[1] for k in keys])
+            summary = f"Re-parsed {outcome.rows} raw events: {outcome.events} events, {outcome.failed} failed."
+            self.message_user(request, summary, messages.WARNING if outcome.failed else messages.SUCCESS)
+            return
+        chunks = [keys[i : i + REPARSE_JOB_ROWS] for i in range(0, len(keys), REPARSE_JOB_ROWS)]
+        reparse_rows.batch_defer(
+            *({"raw_ids": [k[0] for k in c], "received_at": [k[1].isoformat() for k in c]} for c in chunks)
         )
+        self.message_user(request, f"{len(keys):,} rows queued for re-parse.", messages.SUCCESS)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RawEvent]:
         return super().get_queryset(request).select_related("source")

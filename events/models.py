@@ -89,6 +89,8 @@ class RawEvent(models.Model):
     class Meta:
         db_table = "events_raw"
         managed = True
+        # Viewing the log is not enough to re-run the parsers over it (admin "re-parse", superusers implicitly).
+        permissions = [("reparse_rawevent", "Can re-parse raw events with the current parsers")]
         indexes = [
             # The admin's and reparse's filters: a source's rows of a kind, newest first.
             models.Index(fields=["source_kind", "push_kind", "received_at"], name="events_raw_kind_time"),

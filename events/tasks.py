@@ -27,3 +27,11 @@ def parse_sweep(timestamp: int) -> None:
 @app.task(name="events.partitions_ensure", queue="cron", queueing_lock="events.partitions_ensure", pass_context=False)
 def partitions_ensure(timestamp: int) -> None:
     log_partitions_ensure(months_ahead=settings.LOG_PARTITIONS_AHEAD_MONTHS)
+
+
+@app.task(name="events.reparse_rows", queue="parse", pass_context=False)
+def reparse_rows(raw_ids: list[int], received_at: list[str]) -> None:
+    """Re-parse these raw rows (queued by the admin's "re-parse selected"); received_at as ISO 8601, one per id."""
+    from events.reparse import raw_rows_reparse
+
+    raw_rows_reparse(raw_ids=raw_ids, received_at=received_at)
