@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from procrastinate import PsycopgConnector
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
+from procrastinate import BaseRetryStrategy, PsycopgConnector, RetryDecision
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.utils import connector_params
+from procrastinate.jobs import Job
 from procrastinate.worker import Worker
+
+from events.poison import error_is_transient
 
 log = structlog.get_logger(__name__)
 
@@ -48,14 +57,42 @@ class _StickyWakeEvent(asyncio.Event):
         super().clear()
 
 
+class TransientDatabaseRetry(BaseRetryStrategy):
+    """Every job that fails because the database went away is retried (capped exponential back-off), as
+    procrastinate's own retry model does; a job that fails for any other reason fails as before."""
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if not error_is_transient(exception) or job.attempts >= settings.ROLE_JOB_MAX_RETRIES:
+            return None
+        delay = min(settings.ROLE_RECONNECT_MIN_S * 2**job.attempts, settings.ROLE_RECONNECT_MAX_S)
+        return RetryDecision(retry_in={"seconds": delay})
+
+
+def _queueing_lock_taken(exc: BaseException) -> bool:
+    return any(getattr(cause, "sqlstate", None) == "23505" for cause in _causes(exc))
+
+
+def _causes(exc: BaseException | None) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
 class FleetWorker(Worker):
-    """procrastinate's worker with the wake-up flag above."""
+    """procrastinate's worker with the wake-up flag above, and a job outcome that survives the database going
+    away while the job ran: writing it is retried until the database is back (or the worker is told to stop),
+    and a retry whose queueing lock another waiting job already holds gives way to that job."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         flag = _StickyWakeEvent()
         self._new_job_event = flag
-        fetch_job = self.app.job_manager.fetch_job
+        # The job manager outlives a worker (a role starts a new one after a database outage): wrap the
+        # original fetch once per worker, never a previous worker's wrapper.
+        manager = self.app.job_manager
+        fetch_job = manager.__dict__.setdefault("_fleet_fetch_job", manager.fetch_job)
 
         async def fetch_job_marked(**fetch_kwargs: Any) -> Any:
             flag.fetch_starting()
@@ -63,14 +100,137 @@ class FleetWorker(Worker):
 
         self.app.job_manager.fetch_job = fetch_job_marked  # type: ignore[method-assign]
 
+    async def _persist_job_status(self, job: Job, status: Any, retry_decision: Any, **kwargs: Any) -> None:
+        delay = settings.ROLE_RECONNECT_MIN_S
+        while True:
+            try:
+                await super()._persist_job_status(job=job, status=status, retry_decision=retry_decision, **kwargs)
+                return
+            except Exception as exc:
+                if retry_decision is not None and _queueing_lock_taken(exc):
+                    # The same work already waits as another job (wake-ups share a queueing lock).
+                    log.info("job.superseded", job_id=job.id, task=job.task_name)
+                    assert job.id is not None
+                    await self.app.job_manager.finish_job_by_id_async(job.id, status=status, delete_job=True)
+                    return
+                if not error_is_transient(exc) or self._stop_event.is_set():
+                    raise
+                log.warning("job.outcome_unsaved", job_id=job.id, retry_in_s=delay, error=str(exc).strip()[:200])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, settings.ROLE_RECONNECT_MAX_S)
+
+
+class _StopRequest:
+    """SIGTERM/SIGINT: stop for good (as opposed to the worker stopping because the database went away)."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.worker: Worker | None = None
+
+    def __call__(self, *args: Any) -> None:
+        self.requested.set()
+        if self.worker is not None:
+            self.worker.stop()
+
+    def install(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if loop is None:
+                signal.signal(sig, self)
+            else:
+                loop.add_signal_handler(sig, self)
+
+
+def database_wait(*, role: str, stop: _StopRequest | None = None) -> bool:
+    """Block until the database answers, with capped exponential back-off and one log line per attempt.
+    False when a stop was requested meanwhile."""
+    delay = settings.ROLE_RECONNECT_MIN_S
+    while True:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return True
+        except DatabaseError as exc:
+            connections.close_all()
+            log.warning("role.database_unavailable", role=role, retry_in_s=delay, error=str(exc).strip()[:200])
+        if stop is None:
+            time.sleep(delay)
+        elif stop.requested.wait(delay):
+            return False
+        delay = min(delay * 2, settings.ROLE_RECONNECT_MAX_S)
+
+
+# Jobs left `doing` by a worker that is gone (its heartbeat stale, or the one this process ran before the
+# database went away): retried through procrastinate's own function, or dropped when a job with the same
+# queueing lock already waits (it does the same work).
+_STALLED_JOBS = """
+SELECT j.id, j.task_name FROM procrastinate_jobs j LEFT JOIN procrastinate_workers w ON w.id = j.worker_id
+ WHERE j.status = 'doing' AND j.queue_name = ANY(%s)
+   AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => %s) OR j.worker_id = ANY(%s))
+"""
+
+
+def jobs_heal(*, queues: Sequence[str], gone_worker_ids: Sequence[int] = ()) -> int:
+    """Put the jobs of workers that are gone back in the queue; returns how many."""
+    healed = 0
+    with connection.cursor() as cursor:
+        cursor.execute(_STALLED_JOBS, [list(queues), settings.ROLE_HEARTBEAT_MAX_AGE_S, list(gone_worker_ids)])
+        for job_id, task in cursor.fetchall():
+            try:
+                with transaction.atomic():
+                    cursor.execute("SELECT procrastinate_retry_job_v2(%s, now(), NULL, NULL, NULL)", [job_id])
+                log.info("job.healed", job_id=job_id, task=task, how="retried")
+            except IntegrityError:
+                cursor.execute("SELECT procrastinate_finish_job_v1(%s, 'failed', true)", [job_id])
+                log.info("job.healed", job_id=job_id, task=task, how="superseded by a waiting job")
+            healed += 1
+        if gone_worker_ids:
+            cursor.execute("DELETE FROM procrastinate_workers WHERE id = ANY(%s)", [list(gone_worker_ids)])
+    return healed
+
+
+def _retry_transient_failures() -> None:
+    for task in app.tasks.values():
+        if task.retry_strategy is None:
+            task.retry_strategy = TransientDatabaseRetry()
+
 
 def run_procrastinate_worker(*, name: str, queues: list[str], concurrency: int) -> None:
-    """Run a procrastinate worker on its own psycopg connection (LISTEN needs a direct one, not pgbouncer)."""
+    """Run a procrastinate worker on its own psycopg connection (LISTEN needs a direct one, not pgbouncer), for
+    as long as the role is not told to stop. When the database goes away the worker stops; this loop waits for
+    the database with capped back-off, heals the jobs the outage interrupted and starts a new worker (a new
+    LISTEN), so a restart of PostgreSQL never ends the role."""
     log.info("role.start", role=name, queues=queues, concurrency=concurrency)
+    _retry_transient_failures()
+    stop = _StopRequest()
+    gone: list[int] = []
+    while not stop.requested.is_set():
+        stop.install()
+        if not database_wait(role=name, stop=stop):
+            break
+        stop.worker = None
+        try:
+            jobs_heal(queues=queues, gone_worker_ids=gone)
+            gone = []
+            worker_id = asyncio.run(_worker_run(name=name, queues=queues, concurrency=concurrency, stop=stop))
+        except Exception as exc:
+            if not error_is_transient(exc):
+                raise
+            worker_id = stop.worker.worker_id if stop.worker else None
+            log.warning("role.database_lost", role=name, error=str(exc).strip()[:200])
+        finally:
+            connections.close_all()
+        if worker_id is not None:
+            gone.append(worker_id)
+        if not stop.requested.is_set():
+            log.warning("role.restarting", role=name)
+    log.info("role.stop", role=name)
+
+
+async def _worker_run(*, name: str, queues: list[str], concurrency: int, stop: _StopRequest) -> int | None:
+    """One worker's life; returns its id when it did not unregister (the database went away under it)."""
     # The application name lets /health/worker find this role's LISTEN connection in pg_stat_activity.
     connector = PsycopgConnector(kwargs={**connector_params(), "application_name": role_application_name(name)})
-
-    async def main() -> None:
+    with app.replace_connector(connector):
         async with app.open_async():
             app.perform_import_paths()
             worker = FleetWorker(
@@ -79,12 +239,11 @@ def run_procrastinate_worker(*, name: str, queues: list[str], concurrency: int) 
                 name=name,
                 concurrency=concurrency,
                 wait=True,
-                install_signal_handlers=True,
+                install_signal_handlers=False,
                 # Wake-up jobs are many and carry nothing worth keeping once done.
                 delete_jobs="successful",
             )
+            stop.worker = worker
+            stop.install(asyncio.get_running_loop())
             await worker.run()
-
-    with app.replace_connector(connector):
-        asyncio.run(main())
-    log.info("role.stop", role=name)
+            return worker.worker_id

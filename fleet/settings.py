@@ -141,6 +141,11 @@ WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=2)
 # A role is unhealthy when its own heartbeat is older than this (it beats every ROLE_HEARTBEAT_EVERY_S).
 ROLE_HEARTBEAT_EVERY_S = env.int("ROLE_HEARTBEAT_EVERY_S", default=5)
 ROLE_HEARTBEAT_MAX_AGE_S = env.int("ROLE_HEARTBEAT_MAX_AGE_S", default=30)
+# A role that loses the database waits for it with back-off from MIN to MAX seconds (doubling), then starts a new
+# worker; jobs that failed because the database went away are retried (same back-off) up to this many times.
+ROLE_RECONNECT_MIN_S = env.float("ROLE_RECONNECT_MIN_S", default=0.5)
+ROLE_RECONNECT_MAX_S = env.float("ROLE_RECONNECT_MAX_S", default=30.0)
+ROLE_JOB_MAX_RETRIES = env.int("ROLE_JOB_MAX_RETRIES", default=20)
 MIGRATION_WAIT_TIMEOUT_S = env.int("MIGRATION_WAIT_TIMEOUT_S", default=300)
 
 # --- Push gateway ------------------------------------------------------------------------------------

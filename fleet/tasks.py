@@ -40,3 +40,13 @@ def auth_prune(timestamp: int) -> None:
     from fleet.auth import auth_tables_prune
 
     auth_tables_prune()
+
+
+@app.periodic(cron="* * * * *", periodic_id="jobs-heal")
+@app.task(name="fleet.jobs_heal", queue="cron", queueing_lock="fleet.jobs_heal", pass_context=False)
+def jobs_heal_stalled(timestamp: int) -> None:
+    """Jobs left `doing` by a worker process that died (kill -9, a lost machine) go back in their queue; a role
+    that merely lost the database heals its own at once when it reconnects (fleet.roles)."""
+    from fleet.roles import jobs_heal
+
+    jobs_heal(queues=[*settings.WORKER_QUEUES, *settings.CRON_QUEUES])

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from fleet.roles import run_procrastinate_worker
+from fleet.roles import database_wait, run_procrastinate_worker
 
 
 class Command(BaseCommand):
@@ -25,6 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if not opts["no_migrate"]:
+            database_wait(role="worker")  # a worker started while the database is down waits for it
             call_command("migrate", interactive=False, verbosity=0)
         queues = [q.strip() for q in opts["queues"].split(",") if q.strip()]
         run_procrastinate_worker(name="worker", queues=queues, concurrency=opts["concurrency"])
