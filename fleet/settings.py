@@ -18,8 +18,20 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
+
+def embedded_pg_port(base_dir: Path = BASE_DIR) -> int:
+    """The private cluster's port: FLEET_PG_PORT, else the one bin/pg chose when it created the cluster (recorded in
+    .var/pg.port: 54329, or the next free one when another checkout's cluster has it), else 54329."""
+    explicit = env.int("FLEET_PG_PORT", default=None)
+    if explicit is not None:
+        return explicit
+    recorded = base_dir / ".var" / "pg.port"
+    text = recorded.read_text().strip() if recorded.is_file() else ""
+    return int(text) if text.isdigit() else 54329
+
+
 EMBEDDED_DATABASE_URL = "postgis://postgres@127.0.0.1:{port}/{db}".format(
-    port=env.int("FLEET_PG_PORT", default=54329), db=env.str("FLEET_PG_DB", default="fleet")
+    port=embedded_pg_port(), db=env.str("FLEET_PG_DB", default="fleet")
 )
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -163,7 +175,8 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
 # --- Parsing -----------------------------------------------------------------------------------------
 PARSE_BATCH_SIZE = env.int("PARSE_BATCH_SIZE", default=500)
-# The safety net behind the commit-time wake-up: drain whatever is waiting every this many seconds.
+# The safety net behind the commit-time wake-up: drain whatever is waiting every this many seconds. 0 turns it
+# off (the wake-up tests do, to prove the wake-up alone delivers); never in production.
 PARSE_SWEEP_EVERY_S = env.int("PARSE_SWEEP_EVERY_S", default=5)
 # Monthly partitions of the log tables are created this far ahead (daily task and `manage.py partitions`).
 LOG_PARTITIONS_AHEAD_MONTHS = env.int("LOG_PARTITIONS_AHEAD_MONTHS", default=3)
@@ -258,7 +271,7 @@ API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
 # --- Projectors ---------------------------------------------------------------------------------------
 # Work-list rows a projector folds per batch (one transaction).
 PROJECT_BATCH_SIZE = env.int("PROJECT_BATCH_SIZE", default=1000)
-# The safety net behind the commit-time wake-up, and the retry clock of failed batches.
+# The safety net behind the commit-time wake-up, and the retry clock of failed events. 0 turns it off (tests).
 PROJECT_SWEEP_EVERY_S = env.int("PROJECT_SWEEP_EVERY_S", default=5)
 # A failed batch's events are retried after this many seconds, doubling per failure (up to 256x).
 PROJECT_RETRY_BACKOFF_S = env.float("PROJECT_RETRY_BACKOFF_S", default=2.0)
