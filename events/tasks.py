@@ -6,6 +6,9 @@ sweep is the safety net for a wake-up that never came (a worker down, a connecti
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from procrastinate.contrib.django import app
 
@@ -17,7 +20,15 @@ def parse_pending() -> None:
     raw_events_drain(batch_size=settings.PARSE_BATCH_SIZE, wake_task=PARSE_TASK)
 
 
-@app.periodic(cron=f"* * * * * */{settings.PARSE_SWEEP_EVERY_S}", periodic_id="parse-sweep")
+def sweep_every(seconds: int, *, periodic_id: str) -> Callable[[Any], Any]:
+    """A sweep's schedule: every `seconds` (sixth cron field = seconds); 0 registers none — the wake-up tests
+    run with the sweeps off, so they cannot pass by the safety net."""
+    if seconds <= 0:
+        return lambda task: task
+    return app.periodic(cron=f"* * * * * */{seconds}", periodic_id=periodic_id)
+
+
+@sweep_every(settings.PARSE_SWEEP_EVERY_S, periodic_id="parse-sweep")
 @app.task(name="events.parse_sweep", queue="parse", queueing_lock="events.parse_sweep", pass_context=False)
 def parse_sweep(timestamp: int) -> None:
     raw_events_drain(batch_size=settings.PARSE_BATCH_SIZE)

@@ -11,12 +11,11 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from procrastinate.contrib.django import app
 
+from events.tasks import sweep_every
 from state.models import Projector
 from state.projectors.groups import FOLDS
 from state.projectors.history import history_partitions_cover
 from state.projectors.runner import projector_drain
-
-SWEEP_CRON = f"* * * * * */{settings.PROJECT_SWEEP_EVERY_S}"
 
 
 def project_task_name(projector: str) -> str:
@@ -43,13 +42,13 @@ def project_readings() -> None:
     _drain(Projector.READINGS, woken=True)
 
 
-@app.periodic(cron=SWEEP_CRON, periodic_id="project-positions-sweep")
+@sweep_every(settings.PROJECT_SWEEP_EVERY_S, periodic_id="project-positions-sweep")
 @app.task(name="state.sweep_positions", queue="project", queueing_lock="state.sweep_positions", pass_context=False)
 def sweep_positions(timestamp: int) -> None:
     _drain(Projector.POSITIONS, woken=False)
 
 
-@app.periodic(cron=SWEEP_CRON, periodic_id="project-readings-sweep")
+@sweep_every(settings.PROJECT_SWEEP_EVERY_S, periodic_id="project-readings-sweep")
 @app.task(name="state.sweep_readings", queue="project", queueing_lock="state.sweep_readings", pass_context=False)
 def sweep_readings(timestamp: int) -> None:
     _drain(Projector.READINGS, woken=False)

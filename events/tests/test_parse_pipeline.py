@@ -37,8 +37,8 @@ def _statuses() -> dict[str, int]:
 
 @pytest.fixture
 def worker(role_process):
-    # The sweep is pushed out of the way: these tests prove the commit-time wake-up alone delivers.
-    return role_process("worker", env={"PARSE_SWEEP_EVERY_S": "59"})
+    # The sweeps are off (0): these tests prove the commit-time wake-up alone delivers.
+    return role_process("worker", env={"PARSE_SWEEP_EVERY_S": "0", "PROJECT_SWEEP_EVERY_S": "0"})
 
 
 def test_it_turns_a_push_into_parsed_rows_and_provisions_the_unknown_device(

@@ -42,8 +42,8 @@ def _listening() -> bool:
 
 @pytest.fixture
 def worker(role_process):
-    # The sweep is pushed out of the way: these tests prove the commit-time wake-up alone delivers.
-    proc = role_process("worker", env={"PROJECT_SWEEP_EVERY_S": "59"})
+    # The sweeps are off (0): these tests prove the commit-time wake-up alone delivers.
+    proc = role_process("worker", env={"PARSE_SWEEP_EVERY_S": "0", "PROJECT_SWEEP_EVERY_S": "0"})
     wait_until(_listening, timeout=30)
     return proc
 
