@@ -20,15 +20,18 @@ OVERVIEW_MINUTES = 60
 
 
 def _queues() -> list[dict[str, Any]]:
+    """Work waiting per queue; the projectors' parked events (failed alone, again and again) apart."""
     queues = []
     with connection.cursor() as cursor:
-        for name, table, column in (
-            ("parse", "events_raw_pending", "received_at"),
-            ("project", "state_projection_pending", "occurred_at"),
-        ):
+        for name, table, column, where in (
+            ("parse", "events_raw_pending", "received_at", "true"),
+            ("project", "state_projection_pending", "occurred_at", "failed_at IS NULL"),
+            ("project: parked events (admin: projection work-list)", "state_projection_pending", "occurred_at",
+             "failed_at IS NOT NULL"),
+        ):  # fmt: skip
             if table not in connection.introspection.table_names(cursor):
                 continue
-            cursor.execute(f"SELECT count(*), min({column}) FROM {table}")
+            cursor.execute(f"SELECT count(*), min({column}) FROM {table} WHERE {where}")
             depth, oldest = cursor.fetchone()
             queues.append({"name": name, "depth": depth, "oldest": oldest})
     return queues

@@ -53,6 +53,10 @@ def test_it_parks_an_event_that_keeps_failing_and_requeues_it_on_request(make_de
 
     admin = get_user_model().objects.create_superuser("clerk", password="pw-long-enough-1")
     client.force_login(admin)
+    overview = client.get("/admin/ops-overview/").content.decode()
+    assert "<td>project: parked events (admin: projection work-list)</td><td>1</td>" in overview
+    assert "<td>project</td><td>0</td>" in overview
+
     listed = client.get("/admin/state/projectionpending/?state=parked")
     assert listed.status_code == 200
     assert b"position_fix" in listed.content
