@@ -1,6 +1,6 @@
 """What hostile input can do to the database, and how one bad row is kept from stopping the rest.
 
-Two rules, used by the parser's writer and by every projector (docs/operations.md, "Failure modes"):
+Two rules, used by the parser's writer and by every projector (README, "Failure modes"):
 
 1. **Text PostgreSQL cannot hold never reaches it.** `jsonb` and `text` refuse U+0000, and a lone UTF-16
    surrogate (U+D800 to U+DFFF, which JSON's `\\ud800` escape produces) is not UTF-8 at all; JSON has no
