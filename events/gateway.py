@@ -11,7 +11,6 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -25,6 +24,7 @@ from django.views.decorators.http import require_POST
 
 from events.models import SourceKind
 from events.netaddr import client_addr
+from events.ratelimit import push_limiter
 
 log = structlog.get_logger(__name__)
 
@@ -87,15 +87,6 @@ class _SourceCache:
 
 
 sources = _SourceCache()
-
-
-def _no_push_rate_limit(source_name: str) -> HttpResponse | None:
-    return None
-
-
-# The push rate limit, set by fleet (fleet.ratelimit.push_limiter; events cannot import fleet): an in-memory,
-# constant-time check of a proven source, answering the 429 to send or None. Never a database write.
-push_rate_limit: Callable[[str], HttpResponse | None] = _no_push_rate_limit
 
 
 # Refusals of names that are no source are counted under this one label, not under the name the sender chose:
@@ -232,7 +223,7 @@ def _receive(request: HttpRequest, *, source_name: str, kind: str, push_kind: st
             push_kind = _form_field(body, "msgType") or "unknown"
         if kind == SourceKind.HMAC:
             _check_hmac(source, request, body)
-        if (limited := push_rate_limit(source.name)) is not None:
+        if (limited := push_limiter.check(source.name)) is not None:
             return limited
         _insert(source, push_kind, request, body)
     except Refused as refused:

@@ -63,7 +63,8 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 
-from fleet.ratelimit import client_ip, counter_get, counter_hit, counter_reset, rate_limits_prune, too_many_requests
+from events.ratelimit import too_many_requests
+from fleet.ratelimit import client_ip, counter_get, counter_hit, counter_reset, rate_limits_prune
 
 READ_FLEET = "read:fleet"
 WRITE_OPS = "write:ops"

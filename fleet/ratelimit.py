@@ -1,4 +1,4 @@
-"""Rate limits (seed §7) and login throttling: where each one is enforced, and how.
+"""Rate limits and login throttling: where each one is enforced, and how.
 
 - Dashboards, RATE_LIMIT_DASHBOARDS_PER_MIN (60) per minute per client IP: enforced by the ninja throttle on
   the `/api/views/` router mount in fleet/api.py (`throttle=rate_limit(DASHBOARDS)`), which every view router
@@ -7,10 +7,8 @@
 - Routes, RATE_LIMIT_ROUTES_PER_MIN (10) per minute per client IP: the same, on the `/api/routes` mount with
   `throttle=rate_limit(ROUTES)` when routing lands.
 - Push, RATE_LIMIT_PUSH_PER_MIN (1000) per minute per source: enforced in events/gateway.py after the source
-  proved itself and before the INSERT, through the hook `gateway.push_rate_limit`, which fleet/apps.py sets to
-  `push_limiter.check`. Counted in the memory of each gateway worker, so the push path gains no database work:
-  each worker allows its share, ceil(limit / GATEWAY_WORKERS). The limit is therefore approximate: exact when
-  pushes spread evenly over the workers, tighter when one worker takes most of them.
+  proved itself and before the INSERT, counted in the memory of each gateway worker (events/ratelimit.py), so
+  the push path gains no database work.
 - Login, LOGIN_FAILURES_MAX failures per username + client IP per LOGIN_FAILURES_WINDOW_S: enforced in
   fleet/auth.py on `POST /api/auth/token` and on the admin login (mounted in fleet/urls.py); failures are counted
   from Django's `user_login_failed` signal, in `fleet_rate_limits`.
@@ -34,7 +32,7 @@ from collections.abc import Callable
 import structlog
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest
 from ninja.throttling import BaseThrottle
 
 from events.netaddr import client_addr
@@ -100,12 +98,6 @@ def rate_limits_prune(*, older_than_s: int = 86400) -> int:
         return cursor.rowcount
 
 
-def too_many_requests(wait_s: int, message: str) -> HttpResponse:
-    response = JsonResponse({"detail": message, "code": "rate_limited", "retry_after": wait_s}, status=429)
-    response["Retry-After"] = str(wait_s)
-    return response
-
-
 # --- API groups: a ninja throttle backed by fleet_rate_limits ---------------------------------------------------
 
 
@@ -145,41 +137,3 @@ class GroupRateLimit(BaseThrottle):
 def rate_limit(group: str) -> GroupRateLimit:
     """The throttle for a group of API operations: DASHBOARDS (every /api/views/*) or ROUTES (/api/routes*)."""
     return GroupRateLimit(group)
-
-
-# --- Push: in memory, per gateway worker ------------------------------------------------------------------------
-
-
-class PushRateLimiter:
-    """Pushes per minute per source, counted in this process only: a dict lookup and two integer operations.
-
-    Each gunicorn worker allows ceil(RATE_LIMIT_PUSH_PER_MIN / GATEWAY_WORKERS) per source per fixed minute, so
-    no push pays a database write for the limit; the price is that the limit is approximate (see the module
-    docstring). Keys are the names of sources that already proved themselves, so the dict stays small.
-    """
-
-    def __init__(self) -> None:
-        self._windows: dict[str, tuple[int, int]] = {}
-
-    def check(self, source: str) -> HttpResponse | None:
-        """None to go on, or the 429 to answer when `source` is over this worker's share of its limit."""
-        per_minute = settings.RATE_LIMIT_PUSH_PER_MIN
-        if per_minute <= 0:
-            return None
-        share = -(-per_minute // max(1, settings.GATEWAY_WORKERS))
-        now = clock()
-        window = int(now // MINUTE_S)
-        start, count = self._windows.get(source, (window, 0))
-        count = count + 1 if start == window else 1
-        self._windows[source] = (window, count)
-        if count <= share:
-            return None
-        wait = max(1, math.ceil((window + 1) * MINUTE_S - now))
-        log.info("push.rate_limited", source=source, count=count, share=share)
-        return too_many_requests(wait, f"push rate limit of {per_minute}/min for this source exceeded")
-
-    def clear(self) -> None:
-        self._windows.clear()
-
-
-push_limiter = PushRateLimiter()

@@ -13,11 +13,13 @@ from ninja import Router
 from ninja.testing import TestClient
 
 from events import gateway
+from events import ratelimit as push_ratelimit
 from events.models import PushSource, RawEvent, SourceKind
+from events.ratelimit import push_limiter
 from fleet import ratelimit
 from fleet.api import FleetAPI, api
 from fleet.auth import READ_FLEET, require
-from fleet.ratelimit import DASHBOARDS, ROUTES, GroupRateLimit, client_ip, push_limiter, rate_limit
+from fleet.ratelimit import DASHBOARDS, ROUTES, GroupRateLimit, client_ip, rate_limit
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +37,7 @@ def now(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     clock = Clock()
     monkeypatch.setattr(ratelimit, "clock", clock)
+    monkeypatch.setattr(push_ratelimit, "clock", clock)
     return clock
 
 
@@ -132,10 +135,6 @@ def tsp_source(account: Any) -> Iterator[PushSource]:
 def push(client: Any) -> Any:
     body = "msgType=jimi.push.device.gps&data=[]"
     return client.post(f"/push/tsp/tsp-rl/{TSP_KEY}", body, "application/x-www-form-urlencoded")
-
-
-def test_it_installs_the_push_limit_in_the_gateway():
-    assert gateway.push_rate_limit == push_limiter.check
 
 
 @override_settings(RATE_LIMIT_PUSH_PER_MIN=4, GATEWAY_WORKERS=2)
