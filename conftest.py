@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["fleet.testing.fixtures"]
+pytest_plugins = ["devtools.testing.fixtures"]

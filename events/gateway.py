@@ -177,7 +177,7 @@ def _headers(request: HttpRequest) -> str:
     return json.dumps(kept)
 
 
-def _insert(source: Source, push_kind: str, request: HttpRequest, body: bytes) -> None:
+def push_insert(source: Source, push_kind: str, request: HttpRequest, body: bytes) -> None:
     # One statement in autocommit: committed (and the deferred wake-up trigger run) before we answer.
     with connection.cursor() as cursor:
         cursor.execute(
@@ -225,7 +225,7 @@ def _receive(request: HttpRequest, *, source_name: str, kind: str, push_kind: st
             _check_hmac(source, request, body)
         if (limited := push_limiter.check(source.name)) is not None:
             return limited
-        _insert(source, push_kind, request, body)
+        push_insert(source, push_kind, request, body)
     except Refused as refused:
         log.info("push.refused", source=source_name, reason=refused.reason, status=refused.status)
         if refused.status == 401:
@@ -263,15 +263,3 @@ def push_tsp(request: HttpRequest, source: str, key: str) -> HttpResponse:
 def push_hmac(request: HttpRequest, source: str) -> HttpResponse:
     """Our own senders: a JSON body signed with X-Fleet-Timestamp + X-Fleet-Signature (HMAC-SHA256)."""
     return _receive(request, source_name=source, kind=SourceKind.HMAC, push_kind="hmac", ack=HMAC_ACK)
-
-
-@csrf_exempt
-@require_POST
-def bench_bare_insert(request: HttpRequest, source: str) -> HttpResponse:
-    """Benchmarks only (mounted when BENCH_BARE_VIEW is set): the same INSERT with no authentication at all,
-    the ceiling the real push view is measured against."""
-    try:
-        _insert(sources.get(source), "pushgps", request, request.body)  # type: ignore[arg-type]
-    except DatabaseError:
-        return JsonResponse({"error": "storage unavailable, retry"}, status=503)
-    return JsonResponse(IOTHUB_ACK)

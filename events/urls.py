@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.urls import path
 
 from events import gateway
@@ -14,6 +13,3 @@ urlpatterns = [
     path("tsp/<slug:source>/<str:key>", gateway.push_tsp, name="tsp"),
     path("hmac/<slug:source>", gateway.push_hmac, name="hmac"),
 ]
-
-if settings.BENCH_BARE_VIEW:
-    urlpatterns.append(path("_bare/<slug:source>", gateway.bench_bare_insert, name="bench-bare"))

@@ -5,7 +5,7 @@ of an app (which cannot import fleet) gets its scope and rate-limit group at its
 fleet/ may also pass `auth=require(...)` itself. Anything undeclared falls to `UNDECLARED` (admin:fleet only),
 and fleet/tests/test_auth_matrix.py fails on it. The view endpoints (seed §7) are mounted so:
 
-    api.add_router("/views/", views_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
+    api.add_router("/views/", dashboards_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
 
 /api/openapi.json and /api/docs are public: they describe the contracts and hold no fleet data.
 """
@@ -21,10 +21,11 @@ from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 
 from domain import api as domain_api
-from fleet import views_api
 from fleet.auth import ADMIN_FLEET, READ_FLEET, UNDECLARED, AuthDenied, require
 from fleet.ratelimit import DASHBOARDS, rate_limit
+from ops import api as ops_api
 from slo import api as slo_api
+from state.dashboards import api as dashboards_api
 
 
 class ScopedOpenAPISchema(OpenAPISchema):
@@ -97,7 +98,7 @@ api.add_router("/fleet/", domain_api.router, auth=require(READ_FLEET))
 api.add_router("/fleet/", domain_api.admin_router, auth=require(ADMIN_FLEET))
 
 # Every /api/views/* operation: read:fleet, and RATE_LIMIT_DASHBOARDS_PER_MIN per client IP (seed §7).
-api.add_router("/views/", views_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
+api.add_router("/views/", dashboards_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
 api.add_router("/slo/", slo_api.router, auth=require(READ_FLEET))
-api.add_router("/reports/", views_api.reports_router, auth=require(READ_FLEET))
+api.add_router("/reports/", ops_api.reports_router, auth=require(READ_FLEET))
 # Routing (POST /api/routes, future): api.add_router("/routes", routes_router, auth=..., throttle=rate_limit(ROUTES))

@@ -6,6 +6,7 @@ When DATABASE_URL is unset we use the embedded default: the private cluster `bin
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import timedelta
 from pathlib import Path
 
@@ -67,6 +68,9 @@ INSTALLED_APPS = [
     "ops",
     "fleet",
 ]
+# Benchmarks and test support: a dev-only app, present in a checkout, left out of the image (.dockerignore).
+if importlib.util.find_spec("devtools") is not None:
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "fleet.middleware.RequestIdMiddleware",

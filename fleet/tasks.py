@@ -24,15 +24,6 @@ def cron_tick(timestamp: int) -> None:
     role_heartbeat_record(role="cron")
 
 
-# Monday 03:00 UTC = 06:00 in Nairobi: last week's reports land before the week's first meeting.
-@app.periodic(cron="0 3 * * 1", periodic_id="weekly-report")
-@app.task(name="fleet.weekly_report", queue="cron", queueing_lock="fleet.weekly_report", pass_context=False)
-def weekly_report(timestamp: int) -> None:
-    from fleet.weekly_report import weekly_report_send
-
-    weekly_report_send()
-
-
 @app.periodic(cron="33 3 * * *", periodic_id="auth-prune")
 @app.task(name="fleet.auth_prune", queue="cron", queueing_lock="fleet.auth_prune", pass_context=False)
 def auth_prune(timestamp: int) -> None:

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
+from django.apps import apps
 from django.contrib import admin
 from django.urls import include, path
 
 from fleet import health
 from fleet.api import api
 from fleet.auth import TokenObtainView, TokenRevokeView, TokenRotateView, admin_login
-from fleet.ops_overview import ops_overview
+from fleet.roles import ROLES
+from ops.overview import ops_overview
+
+
+def _role_statuses() -> list[dict[str, Any]]:
+    return [health.role_status(role)[1] for role in ROLES]
+
 
 urlpatterns = [
     # Before admin/: the admin's own login, throttled per username + IP (fleet.auth.admin_login).
     path("admin/login/", admin_login, name="admin-login-throttled"),
-    path("admin/ops-overview/", admin.site.admin_view(ops_overview), name="ops-overview"),
+    path(
+        "admin/ops-overview/",
+        admin.site.admin_view(partial(ops_overview, role_statuses=_role_statuses)),
+        name="ops-overview",
+    ),
     path("admin/", admin.site.urls),
     # Before api/: the token endpoints are DRF (simplejwt); everything else under /api/ is the NinjaAPI.
     path("api/auth/token", TokenObtainView.as_view(), name="token-obtain"),
@@ -23,3 +37,7 @@ urlpatterns = [
     path("health/<str:role>", health.role_health, name="health"),
     path("push/", include("events.urls")),
 ]
+
+# Development tools (benchmarks), present only in the set-up `make test` installs: never in the image.
+if apps.is_installed("devtools"):
+    urlpatterns.append(path("push/", include("devtools.urls")))

@@ -9,10 +9,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from pghistory.models import Events
 
+from devtools.testing.auth import access_for, bearer, make_api_user
 from domain.models import Device, Lifecycle
 from domain.tests.factories import make_account, make_city, make_cost_centre, make_device, make_vehicle
 from fleet.auth import ADMIN_FLEET, READ_FLEET
-from fleet.testing.auth import access_for, bearer, make_api_user
 
 pytestmark = pytest.mark.django_db
 

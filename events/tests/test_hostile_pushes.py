@@ -15,9 +15,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.testing.fixtures import wait_until
 from events.models import RawEvent
 from events.tests.conftest import HMAC_SECRET, IOTHUB_SECRET, TSP_KEY
-from fleet.testing.fixtures import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,10 +10,10 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 
+from devtools.testing.fixtures import wait_until
 from domain.models import Device
 from events.models import ParsedEvent, RawEvent
 from events.tests.conftest import IOTHUB_SECRET
-from fleet.testing.fixtures import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

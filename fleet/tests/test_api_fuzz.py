@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
+from devtools.testing.auth import bearer, make_api_user
 from domain.models import Account, Device, Vehicle
-from fleet.testing.auth import bearer, make_api_user
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +131,7 @@ def fuzz_operation(
 
 
 def access_for_all_scopes() -> str:
-    from fleet.testing.auth import access_for
+    from devtools.testing.auth import access_for
 
     return access_for(make_api_user("fuzzer", superuser=True))
 

@@ -15,9 +15,9 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from devtools.testing.auth import PASSWORD, access_for, bearer, make_api_user, token_pair
 from fleet import ratelimit
 from fleet.auth import ADMIN_FLEET, READ_FLEET, SCOPES, WRITE_OPS, auth_tables_prune, user_scopes
-from fleet.testing.auth import PASSWORD, access_for, bearer, make_api_user, token_pair
 
 pytestmark = pytest.mark.django_db
 

@@ -22,11 +22,11 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from ninja import NinjaAPI, Router
 
+from devtools.testing.auth import PASSWORD, access_for, bearer, make_api_user, token_pair
 from domain.models import Account, Device, Vehicle
 from events.models import RawEvent
 from fleet.api import FleetAPI, api
 from fleet.auth import SCOPES, UNDECLARED
-from fleet.testing.auth import PASSWORD, access_for, bearer, make_api_user, token_pair
 
 pytestmark = pytest.mark.django_db
 

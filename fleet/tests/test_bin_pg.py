@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.testing.fixtures import free_port
 from fleet.settings import embedded_pg_port
-from fleet.testing.fixtures import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 54329

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.testing.fixtures import wait_until
+from devtools.testing.fixtures import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

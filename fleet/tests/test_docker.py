@@ -1,15 +1,24 @@
-"""The container set-up agrees with the code (§13): one image, three roles, health, pooling, documented keys.
+"""The container set-up agrees with the code: one image, three roles, health, pooling, documented keys.
 
-No Docker engine is needed: docker/compose.yml (and compose.dev.yml merged over it), the Dockerfile, the
-Procfile, .env.example, the Grafana provisioning and the CI workflow are read as files and checked against the
-project's management commands, settings and models. Only the `health` command tests touch the database.
+No Docker engine is needed. The compose files are rendered by Docker Compose itself: `docker compose config
+--format json` merges compose.dev.yml over compose.yml, interpolates the variables (with .env.example as the env
+file and nothing from this process's environment) and expands every short form; the checks read its JSON. Where the
+Docker CLI has no compose plugin those checks skip: nothing here re-implements compose. The Dockerfile, the
+Procfile, .env.example, fleet/settings.py, the Grafana provisioning and the CI workflow are read as files, and so
+are the names of the roles' environment keys in compose.yml (plain YAML: PyYAML resolves its anchors and merge keys;
+the values, which compose would interpolate, are not read that way). Only the `health` command tests touch the
+database.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
+import os
 import re
+import shutil
+import subprocess
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -40,11 +49,92 @@ STACK = {"db", "pgbouncer", "gateway", "worker", "cron", "grafana"}
 ROLES = ("gateway", "worker", "cron")
 # Compose's own variables (https://docs.docker.com/compose/environment-variables/envvars/) that .env may set.
 COMPOSE_CLI_KEYS = {"COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES"}
+# compose.yml's inline `configs.content` needs this Docker Compose (see the file's header).
+COMPOSE_MIN_VERSION = (2, 23, 1)
 
-# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error} ...; `$${VAR}` is an escaped dollar, not a variable.
-COMPOSE_VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 SETTINGS_KEY = re.compile(r"\benv(?:\.\w+)?\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
 ENV_EXAMPLE_KEY = re.compile(r"^(?:# ?)?([A-Z][A-Z0-9_]*)=", re.MULTILINE)
+
+# Settings a role gets from its own block in compose.yml, or no container gets at all.
+ROLE_SPECIFIC_KEYS = {
+    "DATABASE_URL",  # per role: the gateway's goes through pgbouncer
+    "DB_BEHIND_PGBOUNCER",  # gateway only (unset is false)
+    "DB_CONN_MAX_AGE",  # 0 for the gateway, from .env for worker and cron
+    "GATEWAY_BIND",  # the image sets 0.0.0.0:8000
+    "GATEWAY_WORKERS",
+    "GATEWAY_TIMEOUT_S",
+    "WORKER_CONCURRENCY",
+}
+LOCAL_ONLY_KEYS = {
+    "FLEET_PG_PORT",  # the embedded cluster (bin/pg)
+    "FLEET_PG_DB",
+    "TEST_DATABASE_NAME",  # the test suite
+    "DEMO_SUPERUSER",  # make run's demo user
+    "DEMO_PASSWORD",
+    "STATIC_ROOT",  # the image sets /opt/static
+    "BENCH_BARE_VIEW",  # an unauthenticated push endpoint for benchmarks: never in a container
+}
+
+
+# --- docker compose ---------------------------------------------------------------------------------------------------
+
+
+def docker_compose(*args: str) -> subprocess.CompletedProcess[str]:
+    """`docker compose ARGS` from the repository root, in an environment without this process's settings: a
+    DATABASE_URL or DEBUG set for the tests would otherwise win over .env.example in the interpolation."""
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "DOCKER_CONFIG") if key in os.environ}
+    return subprocess.run(
+        ["docker", "compose", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@functools.cache
+def compose_unavailable() -> str | None:
+    """Why `docker compose config` cannot run here, or None when it can."""
+    if shutil.which("docker") is None:
+        return "docker compose is not installed (no docker CLI): the compose file is checked where it is"
+    try:
+        result = docker_compose("version", "--short")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"docker compose did not answer ({exc}): the compose file is checked where it runs"
+    if result.returncode != 0:
+        said = (result.stderr.strip().splitlines() or ["no output"])[0]
+        return f"docker compose is not installed ({said}): the compose file is checked where it is"
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", result.stdout)
+    if found is None or tuple(int(part) for part in found.groups()) < COMPOSE_MIN_VERSION:
+        need = ".".join(map(str, COMPOSE_MIN_VERSION))
+        return f"docker compose {result.stdout.strip()} is older than {need}, which docker/compose.yml needs"
+    return None
+
+
+def require_compose() -> None:
+    reason = compose_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+def compose_args(*files: Path) -> list[str]:
+    return [arg for path in files for arg in ("-f", str(path.relative_to(ROOT)))] + ["--env-file", ".env.example"]
+
+
+def compose_config(*files: Path) -> dict[str, Any]:
+    """The model compose runs: the files merged, interpolated and normalised by `docker compose config`."""
+    require_compose()
+    result = docker_compose(*compose_args(*files), "config", "--format", "json")
+    assert result.returncode == 0, (
+        f"docker compose rejects {[str(f.relative_to(ROOT)) for f in files]}: {result.stderr}"
+    )
+    return json.loads(result.stdout)
+
+
+def compose_variables(*files: Path) -> set[str]:
+    """Every variable the compose files interpolate, as compose itself finds them (`config --variables`)."""
+    require_compose()
+    result = docker_compose(*compose_args(*files), "config", "--variables", "--format", "json")
+    if result.returncode != 0 and "unknown flag" in result.stderr:
+        pytest.skip("this docker compose has no `config --variables`: the variables are checked where it has")
+    assert result.returncode == 0, f"docker compose config --variables failed: {result.stderr}"
+    return set(json.loads(result.stdout))
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
@@ -54,67 +144,32 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def interpolate(value: Any, env: dict[str, str] | None = None) -> Any:
-    """Compose's interpolation of one value, with `env` as the (by default empty) environment and .env."""
-    if not isinstance(value, str):
-        return value
-    env = env or {}
-
-    def substitute(match: re.Match[str]) -> str:
-        name, op, arg = match.group(1), match.group(2), match.group(3) or ""
-        current = env.get(name)
-        if op == ":-" and not current:
-            return arg
-        if op == "-" and current is None:
-            return arg
-        return current or ""
-
-    return COMPOSE_VAR.sub(substitute, value).replace("$$", "$")
-
-
-def strings_in(node: Any) -> list[str]:
-    """Every string value in a parsed YAML tree (comments are gone, so only what compose interpolates)."""
-    if isinstance(node, dict):
-        return [s for value in node.values() for s in strings_in(value)]
-    if isinstance(node, list):
-        return [s for item in node for s in strings_in(item)]
-    return [node] if isinstance(node, str) else []
-
-
-def compose_vars(*paths: Path) -> set[str]:
-    return {m.group(1) for path in paths for s in strings_in(load_yaml(path)) for m in COMPOSE_VAR.finditer(s)}
-
-
-MERGED_SEQUENCES = {"volumes", "ports", "configs", "env_file"}
-
-
-def merge(base: Any, override: Any, key: str = "") -> Any:
-    """Compose's merge of an override file: mappings key by key, some sequences appended, the rest replaced."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for k, v in override.items():
-            out[k] = merge(base[k], v, k) if k in base else v
-        return out
-    if isinstance(base, list) and isinstance(override, list) and key in MERGED_SEQUENCES:
-        return base + [item for item in override if item not in base]
-    return override
-
-
-def environment(service: dict[str, Any]) -> dict[str, str]:
-    raw = service.get("environment") or {}
-    if isinstance(raw, list):
-        raw = dict(item.split("=", 1) for item in raw)
-    return {k: str(interpolate(v)) for k, v in raw.items()}
+def environment(service: dict[str, Any]) -> dict[str, Any]:
+    """A rendered service's environment (compose's canonical form is a mapping)."""
+    return dict(service.get("environment") or {})
 
 
 def command_words(service: dict[str, Any]) -> list[str]:
-    command = service.get("command") or []
-    return command.split() if isinstance(command, str) else [str(word) for word in command]
+    """A rendered service's command (compose's canonical form is a list of words)."""
+    return [str(word) for word in service.get("command") or []]
 
 
 def healthcheck_text(service: dict[str, Any]) -> str:
-    test = (service.get("healthcheck") or {}).get("test") or []
-    return " ".join(test) if isinstance(test, list) else str(test)
+    return " ".join((service.get("healthcheck") or {}).get("test") or [])
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path → host path of a rendered service's bind mounts (compose makes the host paths absolute)."""
+    return {
+        volume["target"]: Path(volume["source"]).resolve()
+        for volume in service.get("volumes") or []
+        if volume.get("type") == "bind"
+    }
+
+
+def dockerfile_of(service: dict[str, Any]) -> Path:
+    build = service["build"]
+    return (Path(build["context"]) / build["dockerfile"]).resolve()  # the dockerfile is relative to the context
 
 
 def env_example_keys() -> set[str]:
@@ -135,9 +190,32 @@ def role_command_source(name: str) -> str:
     return inspect.getsource(type(load_command_class(get_commands()[name], name)))
 
 
+def procfile_commands() -> dict[str, list[str]]:
+    """Procfile entry → the words after `manage.py`: `bin/role ROLE …` runs `manage.py ROLE …` (and starts it
+    again, with back-off, whenever it exits, as compose's `restart: unless-stopped` does)."""
+    procfile = {}
+    for line in PROCFILE.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, command = line.split(":", 1)
+        words = command.split()
+        start = words.index("manage.py") + 1 if "manage.py" in words else words.index("bin/role") + 1
+        procfile[name.strip()] = words[start:]
+    return procfile
+
+
+def assert_every_setting_passed(role_keys: dict[str, set[str]], where: str) -> None:
+    passed = set.intersection(*(role_keys[role] for role in ROLES))
+    missing = settings_keys() - passed - ROLE_SPECIFIC_KEYS - LOCAL_ONLY_KEYS
+    assert not missing, f"pass to the roles in compose.yml (x-app-env), {where}: {sorted(missing)}"
+    assert not (passed & {"BENCH_BARE_VIEW"}), "the benchmarks' unauthenticated push endpoint reaches a container"
+    for role, keys in {"gateway": {"GATEWAY_WORKERS", "GATEWAY_TIMEOUT_S"}, "worker": {"WORKER_CONCURRENCY"}}.items():
+        assert keys <= role_keys[role], f"{role} lacks {sorted(keys - role_keys[role])}, {where}"
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return load_yaml(COMPOSE)
+    return compose_config(COMPOSE)
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +224,8 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def dev_services(compose: dict[str, Any]) -> dict[str, Any]:
-    return merge(compose, load_yaml(COMPOSE_DEV))["services"]
+def dev_services() -> dict[str, Any]:
+    return compose_config(COMPOSE, COMPOSE_DEV)["services"]
 
 
 # --- compose: the stack ----------------------------------------------------------------------------------------------
@@ -158,13 +236,12 @@ def test_it_defines_the_whole_stack(services: dict[str, Any]) -> None:
 
 
 def test_it_runs_every_role_from_one_image(services: dict[str, Any]) -> None:
-    images = {interpolate(services[role]["image"]) for role in ROLES}
+    images = {services[role]["image"] for role in ROLES}
     builds = [services[role].get("build") for role in ROLES]
     assert len(images) == 1
     assert all(build == builds[0] for build in builds)
-    context = (COMPOSE.parent / builds[0]["context"]).resolve()
-    assert context == ROOT  # .dockerignore at the root applies
-    assert (context / builds[0]["dockerfile"]).resolve() == DOCKERFILE  # dockerfile is relative to the context
+    assert Path(builds[0]["context"]).resolve() == ROOT  # .dockerignore at the root applies
+    assert dockerfile_of(services["gateway"]) == DOCKERFILE
 
 
 def test_it_starts_each_role_with_its_own_management_command(services: dict[str, Any]) -> None:
@@ -182,6 +259,11 @@ def test_it_gives_every_service_a_healthcheck(services: dict[str, Any]) -> None:
         assert check.get("test"), f"{name} has no healthcheck"
         assert not check.get("disable"), f"{name} disables its healthcheck"
         assert check["test"][0] != "NONE", f"{name} disables its healthcheck"
+
+
+def test_it_restarts_every_service_unless_stopped(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        assert service.get("restart") == "unless-stopped", f"{name} stays down after a crash"
 
 
 def test_it_checks_each_role_with_its_own_health(services: dict[str, Any]) -> None:
@@ -202,7 +284,7 @@ def test_it_routes_the_gateway_through_pgbouncer_and_the_workers_direct(services
     pgbouncer = environment(services["pgbouncer"])
     assert pgbouncer["POOL_MODE"] == "transaction"
     assert urlsplit(pgbouncer["DATABASE_URL"]).hostname == "db"
-    listen_port = int(pgbouncer.get("LISTEN_PORT", 5432))
+    listen_port = int(pgbouncer.get("LISTEN_PORT") or 5432)
 
     gateway = environment(services["gateway"])
     url = urlsplit(gateway["DATABASE_URL"])
@@ -214,7 +296,7 @@ def test_it_routes_the_gateway_through_pgbouncer_and_the_workers_direct(services
     for role in ("worker", "cron"):
         env = environment(services[role])
         assert urlsplit(env["DATABASE_URL"]).hostname == "db", f"{role} must reach PostgreSQL directly (LISTEN)"
-        assert not environ.Env.parse_value(env.get("DB_BEHIND_PGBOUNCER", "false"), bool)
+        assert not environ.Env.parse_value(env.get("DB_BEHIND_PGBOUNCER") or "false", bool)
 
     for role in ROLES:
         config = environ.Env.db_url_config(environment(services[role])["DATABASE_URL"])
@@ -244,7 +326,7 @@ def test_it_starts_roles_once_the_database_is_healthy(services: dict[str, Any]) 
 
 
 def test_it_documents_every_compose_variable_in_env_example() -> None:
-    missing = compose_vars(COMPOSE, COMPOSE_DEV) - env_example_keys()
+    missing = compose_variables(COMPOSE, COMPOSE_DEV) - env_example_keys()
     assert not missing, f"add to .env.example: {sorted(missing)}"
 
 
@@ -256,34 +338,24 @@ def test_it_documents_every_setting_in_env_example() -> None:
 
 
 def test_it_passes_every_setting_to_the_role_containers(services: dict[str, Any]) -> None:
-    passed = set.intersection(*(set(environment(services[role])) for role in ROLES))
-    role_specific = {
-        "DATABASE_URL",  # per role: the gateway's goes through pgbouncer
-        "DB_BEHIND_PGBOUNCER",  # gateway only (unset is false)
-        "DB_CONN_MAX_AGE",  # 0 for the gateway, from .env for worker and cron
-        "GATEWAY_BIND",  # the image sets 0.0.0.0:8000
-        "GATEWAY_WORKERS",
-        "GATEWAY_TIMEOUT_S",
-        "WORKER_CONCURRENCY",
-    }
-    local_only = {
-        "FLEET_PG_PORT",  # the embedded cluster (bin/pg)
-        "FLEET_PG_DB",
-        "TEST_DATABASE_NAME",  # the test suite
-        "DEMO_SUPERUSER",  # make run's demo user
-        "DEMO_PASSWORD",
-        "STATIC_ROOT",  # the image sets /opt/static
-        "BENCH_BARE_VIEW",  # an unauthenticated push endpoint for benchmarks: never in a container
-    }
-    missing = settings_keys() - passed - role_specific - local_only
-    assert not missing, f"pass to the roles in compose.yml (x-app-env): {sorted(missing)}"
-    assert not (passed & {"BENCH_BARE_VIEW"})
-    for role, keys in {"gateway": {"GATEWAY_WORKERS", "GATEWAY_TIMEOUT_S"}, "worker": {"WORKER_CONCURRENCY"}}.items():
-        assert keys <= set(environment(services[role]))
+    role_keys = {role: {k for k, v in environment(services[role]).items() if v is not None} for role in ROLES}
+    assert_every_setting_passed(role_keys, "as docker compose renders it")
+
+
+def test_it_names_every_setting_in_the_role_environments_of_compose_yml() -> None:
+    # The keys only, read as YAML: `<<: *app-env` is a standard YAML merge key. A value left empty (`KEY:`) would
+    # pass the host's variable, or nothing, so it does not count as passed.
+    yaml_services = load_yaml(COMPOSE)["services"]
+    role_keys = {}
+    for role in ROLES:
+        env = yaml_services[role].get("environment") or {}
+        assert isinstance(env, dict), f"write {role}'s environment in compose.yml as a mapping"
+        role_keys[role] = {key for key, value in env.items() if value is not None}
+    assert_every_setting_passed(role_keys, "in compose.yml")
 
 
 def test_it_lists_no_key_nothing_reads_in_env_example() -> None:
-    unused = env_example_keys() - settings_keys() - compose_vars(COMPOSE, COMPOSE_DEV) - COMPOSE_CLI_KEYS
+    unused = env_example_keys() - settings_keys() - compose_variables(COMPOSE, COMPOSE_DEV) - COMPOSE_CLI_KEYS
     assert not unused, f"nothing reads {sorted(unused)}"
 
 
@@ -321,16 +393,11 @@ def test_it_keeps_secrets_and_local_state_out_of_the_build_context() -> None:
 
 
 def test_it_runs_the_same_role_commands_in_the_procfile_and_compose(services: dict[str, Any]) -> None:
-    procfile = {}
-    for line in PROCFILE.read_text().splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        name, command = line.split(":", 1)
-        words = command.split()
-        # `bin/role ROLE …` runs `manage.py ROLE …` (it only keeps the slot when the role stops).
-        start = words.index("manage.py") + 1 if "manage.py" in words else words.index("bin/role") + 1
-        procfile[name.strip()] = words[start:]
-    assert procfile == {role: command_words(services[role]) for role in ROLES}
+    assert procfile_commands() == {role: command_words(services[role]) for role in ROLES}
+    for role in ROLES:
+        # The image's ENTRYPOINT (`python manage.py`, checked above) runs the command, as bin/role does.
+        assert not services[role].get("entrypoint"), f"{role} replaces the image's entrypoint"
+        assert services[role]["restart"] == "unless-stopped", f"bin/role restarts {role}; compose does not"
 
 
 # --- development override ---------------------------------------------------------------------------------------------
@@ -338,13 +405,13 @@ def test_it_runs_the_same_role_commands_in_the_procfile_and_compose(services: di
 
 def test_it_mounts_the_checkout_and_reloads_the_gateway_in_development(dev_services: dict[str, Any]) -> None:
     assert command_words(dev_services["gateway"]) == ["gateway", "--reload"]
-    images = {interpolate(dev_services[role]["image"]) for role in ROLES}
+    images = {dev_services[role]["image"] for role in ROLES}
     assert len(images) == 1
     for role in ROLES:
         service = dev_services[role]
-        assert "..:/app" in service["volumes"]
+        assert bind_mounts(service).get("/app") == ROOT, f"{role} does not run the checkout"
         assert service["build"]["args"]["APP_MODE"] == "dev"
-        assert service["build"]["dockerfile"] == "docker/Dockerfile"  # kept from compose.yml
+        assert dockerfile_of(service) == DOCKERFILE  # kept from compose.yml
         assert environment(service)["APP_MODE"] == "dev"
         assert command_words(service)[0] == role
         assert environment(service)["DATABASE_URL"]  # kept from compose.yml
@@ -353,18 +420,26 @@ def test_it_mounts_the_checkout_and_reloads_the_gateway_in_development(dev_servi
 # --- Grafana ----------------------------------------------------------------------------------------------------------
 
 
-def test_it_provisions_grafana_with_the_fleet_database(services: dict[str, Any]) -> None:
-    grafana = services["grafana"]
-    mounts = {v.split(":")[1]: (COMPOSE.parent / v.split(":")[0]).resolve() for v in grafana["volumes"] if ":" in v}
-    assert mounts["/etc/grafana/provisioning"] == GRAFANA / "provisioning"
-
+def grafana_datasource() -> dict[str, Any]:
     (datasource,) = load_yaml(GRAFANA / "provisioning" / "datasources" / "fleet.yml")["datasources"]
+    return datasource
+
+
+def test_it_reads_grafanas_fleet_database_connection_from_the_environment() -> None:
+    datasource = grafana_datasource()
     assert datasource["uid"] == "fleet-db"
     assert datasource["type"] in ("postgres", "grafana-postgresql-datasource")
-    referenced = set(re.findall(r"\$__env\{(\w+)\}", json.dumps(datasource)))
-    assert referenced, "the datasource takes its connection from the environment"
+    assert re.findall(r"\$__env\{(\w+)\}", json.dumps(datasource)), "the connection comes from the environment"
+
+
+def test_it_provisions_grafana_with_the_fleet_database(services: dict[str, Any]) -> None:
+    grafana = services["grafana"]
+    mounts = bind_mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA / "provisioning"
+
+    referenced = set(re.findall(r"\$__env\{(\w+)\}", json.dumps(grafana_datasource())))
     env = environment(grafana)
-    assert referenced <= set(env)
+    assert referenced <= set(env), f"the grafana service does not set {sorted(referenced - set(env))}"
     assert env["FLEET_DB_HOST"].split(":")[0] == "db"
 
     (provider,) = load_yaml(GRAFANA / "provisioning" / "dashboards" / "fleet.yml")["providers"]
@@ -374,7 +449,7 @@ def test_it_provisions_grafana_with_the_fleet_database(services: dict[str, Any])
 def test_it_creates_a_read_only_database_login_for_grafana(compose: dict[str, Any]) -> None:
     (config,) = [c for c in compose["services"]["db"]["configs"] if c["source"] == "grafana-reader"]
     assert config["target"].startswith("/docker-entrypoint-initdb.d/")
-    sql = interpolate(compose["configs"]["grafana-reader"]["content"])
+    sql = compose["configs"]["grafana-reader"]["content"]
     env = environment(compose["services"]["grafana"])
     assert f"CREATE ROLE \"{env['FLEET_DB_USER']}\" LOGIN PASSWORD '{env['FLEET_DB_PASSWORD']}'" in sql
     assert "pg_read_all_data" in sql

@@ -7,8 +7,8 @@ from datetime import timedelta
 import requests
 from django.utils import timezone
 
+from devtools.testing.fixtures import wait_until
 from fleet.models import RoleHeartbeat
-from fleet.testing.fixtures import wait_until
 
 
 def test_it_reports_the_gateway_healthy_when_the_database_answers(client, db):

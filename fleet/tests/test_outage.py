@@ -15,8 +15,8 @@ import psycopg
 import pytest
 import requests
 
-from fleet.testing.cluster import throwaway_cluster
-from fleet.testing.fixtures import ROOT, wait_until
+from devtools.testing.cluster import throwaway_cluster
+from devtools.testing.fixtures import ROOT, wait_until
 
 SECRET = "outage-hub-token"
 IMEI = "868120246598152"

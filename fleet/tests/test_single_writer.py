@@ -55,7 +55,7 @@ def scanned_files() -> list[Path]:
             rel = path.relative_to(ROOT).as_posix()
             if path.suffix not in (".py", ".sql") or "/migrations/" in rel or "/tests/" in rel:
                 continue
-            if rel.startswith("fleet/testing/"):
+            if rel.startswith("devtools/testing/"):
                 continue
             files.append(path)
     return files

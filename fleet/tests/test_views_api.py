@@ -11,9 +11,9 @@ from django.contrib.gis.geos import Point
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from fleet.schemas import DispatchViewOut, HistoryViewOut, LiveViewOut, OverviewViewOut
-from fleet.testing.auth import access_for, bearer, make_api_user
+from devtools.testing.auth import access_for, bearer, make_api_user
 from slo.schemas import SloStatusOut
+from state.dashboards.schemas import DispatchViewOut, HistoryViewOut, LiveViewOut, OverviewViewOut
 from state.models import LivePosition, Trip
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
+from devtools.testing.fakes import fake_smtp_server, fake_webhook_server
 from events.models import ContractCheck, SourceKind
-from fleet.testing.fakes import fake_smtp_server, fake_webhook_server
 from geo.models import RouteRequest
 from slo.models import SloAlert, SloMeasurement, SloTarget
 from slo.registry import measure

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from fleet.testing.fixtures import wait_until
+from devtools.testing.fixtures import wait_until
 from state.tests.drives import T0, digest, drive, fix, insert, live_of
 from state.tests.test_replay import scenario
 

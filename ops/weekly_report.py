@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils import timezone
 
-from fleet.reports import REPORTS, ReportFilters, report_xlsx
+from ops.reports import REPORTS, ReportFilters, report_xlsx
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 WEEKLY_REPORTS = ("utilisation", "daily_mileage", "alarms")

@@ -12,11 +12,11 @@ import pytest
 from django.contrib.gis.geos import Point
 from openpyxl import load_workbook
 
+from devtools.testing.fakes import fake_smtp_server
 from domain.models import CostCentre, Vehicle
-from fleet.reports import REPORTS, ReportFilters, report_csv, report_xlsx
-from fleet.testing.fakes import fake_smtp_server
-from fleet.weekly_report import last_week, weekly_report_send
 from ops.models import CostRate
+from ops.reports import REPORTS, ReportFilters, report_csv, report_xlsx
+from ops.weekly_report import last_week, weekly_report_send
 from state.models import Alarm, ParkingEvent, Trip
 
 T0 = datetime(2026, 11, 16, 5, 0, tzinfo=UTC)  # Monday 08:00 in Nairobi

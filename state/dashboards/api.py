@@ -1,23 +1,28 @@
-"""The view endpoints under /api/views/ (read:fleet and the dashboards rate limit, set at the mount in
-fleet/api.py) and the report exports under /api/reports/."""
+"""The view endpoints under /api/views/ (read:fleet and the dashboards rate limit are set at the mount, in the
+project's API root). The query helpers (filters, dates) are shared with the report exports (ops/api.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 import orjson
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field
 
-from fleet.reports import REPORTS, ReportFilters, report_csv, report_xlsx
-from fleet.schemas import DispatchViewOut, HistoryViewOut, LiveViewOut, OverviewViewOut
-from fleet.serve import MAX_HISTORY_DAYS, ViewFilters, dispatch_view, history_view, live_view, overview_view
+from state.dashboards.schemas import DispatchViewOut, HistoryViewOut, LiveViewOut, OverviewViewOut
+from state.dashboards.selectors import (
+    MAX_HISTORY_DAYS,
+    ViewFilters,
+    dispatch_view,
+    history_view,
+    live_view,
+    overview_view,
+)
 
 router = Router(tags=["views"])
-reports_router = Router(tags=["reports"])
 
 FILTERS_HELP = (
     'JSON object, all keys optional: {"cost_centre": [..], "assigned_city": [..], "vehicle_numbers": [..], '
@@ -42,12 +47,6 @@ class DispatchIn(ViewIn):
     limit: int = Field(10, ge=1, le=100)
 
 
-class ReportIn(ViewIn):
-    format: str = Field("csv", pattern="^(csv|xlsx)$")
-    since: datetime | None = Field(None, description="start (ISO-8601; default: 7 days before `until`)")
-    until: datetime | None = Field(None, description="end (ISO-8601; default: now)")
-
-
 def _payload(body: dict) -> HttpResponse:
     """A view payload as JSON, without a second pass through its schema: the response schemas document the
     contract (OpenAPI) and the tests validate every view's payload against them, but re-validating 10,000
@@ -55,7 +54,7 @@ def _payload(body: dict) -> HttpResponse:
     return HttpResponse(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), content_type="application/json")
 
 
-def _filters(raw: str | None) -> ViewFilters:
+def query_filters(raw: str | None) -> ViewFilters:
     if raw and "\x00" in raw:
         raise HttpError(422, "filters: NUL characters are not allowed")
     try:
@@ -68,7 +67,7 @@ def _filters(raw: str | None) -> ViewFilters:
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
 
 
-def _aware(moment: datetime | None) -> datetime | None:
+def query_moment(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
@@ -78,49 +77,26 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 @router.get("/live", response=LiveViewOut, summary="Every vehicle's live position and state")
 def live(request: HttpRequest, query: Query[ViewIn]) -> HttpResponse:
-    return _payload(live_view(_filters(query.filters)))
+    return _payload(live_view(query_filters(query.filters)))
 
 
 @router.get("/history", response=HistoryViewOut, summary="Trips, stops and alarms over a date range (≤ 31 days)")
 def history(request: HttpRequest, query: Query[HistoryIn]) -> HttpResponse:
-    until = _aware(query.until) or timezone.now()
-    since = _aware(query.since) or until - timedelta(days=query.days)
+    until = query_moment(query.until) or timezone.now()
+    since = query_moment(query.since) or until - timedelta(days=query.days)
     try:
-        return _payload(history_view(_filters(query.filters), since=since, until=until, tolerance_m=query.tolerance_m))
+        return _payload(
+            history_view(query_filters(query.filters), since=since, until=until, tolerance_m=query.tolerance_m)
+        )
     except ValueError as exc:
         raise HttpError(422, str(exc)) from None
 
 
 @router.get("/dispatch", response=DispatchViewOut, summary="The vehicles nearest a point, with their state")
 def dispatch(request: HttpRequest, query: Query[DispatchIn]) -> HttpResponse:
-    return _payload(dispatch_view(_filters(query.filters), lat=query.lat, lng=query.lng, limit=query.limit))
+    return _payload(dispatch_view(query_filters(query.filters), lat=query.lat, lng=query.lng, limit=query.limit))
 
 
 @router.get("/overview", response=OverviewViewOut, summary="Fleet overview per cost centre, today and alarms")
 def overview(request: HttpRequest, query: Query[ViewIn]) -> HttpResponse:
-    return _payload(overview_view(_filters(query.filters)))
-
-
-@reports_router.get(
-    "/{name}",
-    summary="Export a report as CSV (streamed) or XLSX: trips, parking, alarms, daily_mileage, utilisation",
-    response={200: None},
-)
-def report(request: HttpRequest, name: str, query: Query[ReportIn]) -> FileResponse | StreamingHttpResponse:
-    if name not in REPORTS:
-        raise HttpError(404, f"no report {name!r}; reports: {', '.join(REPORTS)}")
-    view = _filters(query.filters)
-    until = _aware(query.until) or timezone.now()
-    since = _aware(query.since) or until - timedelta(days=7)
-    if until <= since:
-        raise HttpError(422, "the date range is empty: `until` must be after `since`")
-    filters = ReportFilters(
-        since=since, until=until, cost_centres=view.cost_centres, assigned_cities=view.assigned_cities,
-        vehicle_numbers=view.vehicle_numbers, accounts=view.accounts,
-    )  # fmt: skip
-    stem = f"{name}-{since:%Y%m%d}-{until:%Y%m%d}"
-    if query.format == "xlsx":
-        return FileResponse(report_xlsx(REPORTS[name], filters), as_attachment=True, filename=f"{stem}.xlsx")
-    response = StreamingHttpResponse(report_csv(REPORTS[name], filters), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
-    return response
+    return _payload(overview_view(query_filters(query.filters)))

@@ -1,7 +1,11 @@
-"""The ops overview page in the admin: roles, queues, ingest per source and minute, SLO status, open alerts."""
+"""The ops overview page in the admin: roles, queues, ingest per source and minute, SLO status, open alerts.
+
+Role health belongs to the project (fleet/health.py, above ops): the project's URL map hands this view a function
+that reports it (`role_statuses`), so ops never imports fleet."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -11,8 +15,6 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from fleet.health import role_status
-from fleet.roles import ROLES
 from slo.models import SloAlert
 from slo.selectors import slo_status
 
@@ -48,16 +50,16 @@ def _ingest(now: Any) -> list[dict[str, Any]]:
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-def ops_overview(request: HttpRequest) -> HttpResponse:
+def ops_overview(request: HttpRequest, *, role_statuses: Callable[[], list[dict[str, Any]]]) -> HttpResponse:
     now = timezone.now()
     context = {
         **admin.site.each_context(request),
         "title": "Ops overview",
-        "roles": [role_status(role)[1] for role in ROLES],
+        "roles": role_statuses(),
         "queues": _queues(),
         "ingest": _ingest(now),
         "minutes": OVERVIEW_MINUTES,
         "slo": slo_status(now=now),
         "alerts": SloAlert.objects.filter(closed_at__isnull=True),
     }
-    return TemplateResponse(request, "admin/fleet/ops_overview.html", context)
+    return TemplateResponse(request, "admin/ops/overview.html", context)

@@ -8,7 +8,14 @@ import pytest
 from django.contrib.gis.geos import Point
 
 from domain.models import CostCentre, Device, Driver, DriverAssignment, Lifecycle, Vehicle
-from fleet.serve import ViewFilters, cost_centre_colour, dispatch_view, history_view, live_view, overview_view
+from state.dashboards.selectors import (
+    ViewFilters,
+    cost_centre_colour,
+    dispatch_view,
+    history_view,
+    live_view,
+    overview_view,
+)
 from state.models import Alarm, LivePosition, ParkingEvent, PositionHistory, Trip
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
