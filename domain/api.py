@@ -9,7 +9,6 @@ In a handler, `request.auth` is the caller (fleet.auth.Principal: `.user`, `.sco
 # No `from __future__ import annotations`: ninja reads these signatures through @paginate's wrapper, whose
 # module cannot resolve string annotations.
 
-import re
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -19,6 +18,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 from pydantic import Field
 
 from domain.models import Device
+from domain.plates import plate_fragment
 from domain.schemas import DeviceFiltersIn, DeviceOut, ErrorOut, ImeiText, LifecycleIn
 from domain.services import LifecycleTransitionError, device_transition
 
@@ -44,8 +44,8 @@ def _devices_filtered(filters: DeviceFiltersIn) -> QuerySet[Device]:
     if filters.imei:
         query &= Q(imei__startswith=filters.imei)
     if filters.plate:
-        # Plates are stored normalised (upper-case letters and digits): normalise the fragment the same way.
-        query &= Q(vehicle__plate__contains=re.sub(r"[^A-Z0-9]", "", filters.plate.upper()))
+        # Plates are stored normalised: the fragment is normalised by the same rule.
+        query &= Q(vehicle__plate__contains=plate_fragment(filters.plate))
     if filters.has_vehicle is not None:
         query &= Q(vehicle__isnull=not filters.has_vehicle)
     if filters.cost_centre:

@@ -20,6 +20,12 @@ def normalize_plate(raw: str) -> str:
     return plate
 
 
+def plate_fragment(raw: str) -> str:
+    """Part of a plate as typed into a search ("kda 12" → "KDA12"): the same separators dropped and case folded
+    as in `normalize_plate`, without the whole-plate check (a fragment may be one character)."""
+    return _NOT_PLATE_CHARS.sub("", (raw or "").strip()).upper()
+
+
 def plate_tail(plate: str) -> str:
     """The short form drivers and dispatchers say: the last four characters ("KCA123A" → "123A")."""
     return normalize_plate(plate)[-4:]

@@ -19,7 +19,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from openpyxl import Workbook
 
-from domain.plates import normalize_plate
+from state.dashboards.selectors import identity_where
+from state.selectors import counted_sql
 
 ROWS_PER_FETCH = 2000
 
@@ -35,20 +36,10 @@ class ReportFilters:
 
     def where(self) -> tuple[str, dict[str, Any]]:
         """SQL conditions on the aliases v (vehicle), d (device), cc, ac, a — and their parameters."""
-        clauses, params = [], {}
-        if self.cost_centres:
-            clauses.append("cc.name = ANY(%(cost_centres)s)")
-            params["cost_centres"] = list(self.cost_centres)
-        if self.assigned_cities:
-            clauses.append("ac.name = ANY(%(cities)s)")
-            params["cities"] = list(self.assigned_cities)
-        if self.vehicle_numbers:
-            clauses.append("v.plate = ANY(%(plates)s)")
-            params["plates"] = [normalize_plate(p) for p in self.vehicle_numbers]
-        if self.accounts:
-            clauses.append("a.name = ANY(%(accounts)s)")
-            params["accounts"] = list(self.accounts)
-        return "".join(f" AND {c}" for c in clauses), params
+        return identity_where(
+            cost_centres=self.cost_centres, assigned_cities=self.assigned_cities,
+            vehicle_numbers=self.vehicle_numbers, accounts=self.accounts,
+        )  # fmt: skip
 
 
 IDENTITY_JOINS = """
@@ -59,8 +50,7 @@ IDENTITY_JOINS = """
   LEFT JOIN domain_assigned_cities ac ON ac.id = v.assigned_city_id
 """
 
-# Derived trips, plus the trips Jimi reported that matched none of ours (never both).
-COUNTED_TRIPS = "(x.source = 'derived' OR x.matched_started_at IS NULL)"
+COUNTED = counted_sql("x")
 
 
 def _local(column: str) -> str:
@@ -100,7 +90,7 @@ SELECT v.plate, d.imei, cc.name, {_local("x.started_at")}, {_local("x.ended_at")
        ST_Y(x.start_point::geometry), ST_X(x.start_point::geometry),
        ST_Y(x.end_point::geometry), ST_X(x.end_point::geometry)
   FROM state_trips x {IDENTITY_JOINS}
- WHERE x.started_at >= %(since)s AND x.started_at < %(until)s AND {COUNTED_TRIPS} {{filters}}
+ WHERE x.started_at >= %(since)s AND x.started_at < %(until)s AND {COUNTED} {{filters}}
  ORDER BY v.plate NULLS LAST, d.imei, x.started_at""",
         ),
         Report(
@@ -114,7 +104,7 @@ SELECT v.plate, d.imei, cc.name, x.mode, {_local("x.started_at")}, {_local("x.en
        round((x.duration_s / 60)::numeric, 1), ST_Y(x.point::geometry), ST_X(x.point::geometry), x.address, x.source
   FROM state_parking_events x {IDENTITY_JOINS}
  WHERE x.started_at >= %(since)s AND x.started_at < %(until)s
-   AND (x.source = 'derived' OR x.matched_started_at IS NULL) {{filters}}
+   AND {COUNTED} {{filters}}
  ORDER BY v.plate NULLS LAST, d.imei, x.started_at""",
         ),
         Report(
@@ -141,7 +131,7 @@ SELECT coalesce(v.plate, d.imei), cc.name, to_char(x.started_at AT TIME ZONE %(t
        round((sum(x.distance_m) / 1000)::numeric, 3), round((sum(x.duration_s) / 3600)::numeric, 2),
        round((sum(x.idle_s) / 3600)::numeric, 2), round(max(x.max_speed_kmh)::numeric, 1)
   FROM state_trips x {IDENTITY_JOINS}
- WHERE x.started_at >= %(since)s AND x.started_at < %(until)s AND {COUNTED_TRIPS} {{filters}}
+ WHERE x.started_at >= %(since)s AND x.started_at < %(until)s AND {COUNTED} {{filters}}
  GROUP BY 1, 2, 3
  ORDER BY 1, 3""",
         ),
@@ -159,7 +149,7 @@ WITH trips AS (
       SELECT r.per_km, r.currency FROM ops_cost_rates r
        WHERE r.cost_centre_id = v.cost_centre_id AND r.valid_from <= (x.started_at AT TIME ZONE %(tz)s)::date
        ORDER BY r.valid_from DESC LIMIT 1) rate ON true
-   WHERE x.started_at >= %(since)s AND x.started_at < %(until)s AND {COUNTED_TRIPS} {{filters}}
+   WHERE x.started_at >= %(since)s AND x.started_at < %(until)s AND {COUNTED} {{filters}}
 ), fleet AS (
   SELECT coalesce(cc.name, '(none)') AS centre, count(DISTINCT v.id) AS vehicles
     FROM domain_vehicles v LEFT JOIN domain_cost_centres cc ON cc.id = v.cost_centre_id

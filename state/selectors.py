@@ -191,15 +191,21 @@ def state_digest_total(digests: dict[str, tuple[int, str]]) -> str:
     return hashlib.sha256("".join(d for _, d in digests.values()).encode()).hexdigest()
 
 
+def counted_sql(alias: str) -> str:
+    """Which trips (and parking events) count, as SQL on table alias `alias`: every derived one, plus those Jimi
+    reported that matched none of ours — an event both we and Jimi saw counts once. The one statement of it."""
+    return f"({alias}.source = 'derived' OR {alias}.matched_started_at IS NULL)"
+
+
 def trip_totals(*, device_id: int, since: datetime | None = None, until: datetime | None = None) -> dict[str, float]:
     """Trips and distance of a device: derived trips, plus Jimi-reported trips nothing derived matched — a trip
     both we and Jimi saw counts once. (Jimi's distance unit is unconfirmed, so only derived metres are summed.)"""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), coalesce(sum(distance_m) FILTER (WHERE source = 'derived'), 0) FROM state_trips"
-            " WHERE device_id = %(device)s AND (source = 'derived' OR matched_started_at IS NULL)"
-            " AND started_at >= coalesce(%(since)s::timestamptz, '-infinity')"
-            " AND started_at < coalesce(%(until)s::timestamptz, 'infinity')",
+            "SELECT count(*), coalesce(sum(t.distance_m) FILTER (WHERE t.source = 'derived'), 0) FROM state_trips t"
+            f" WHERE t.device_id = %(device)s AND {counted_sql('t')}"
+            " AND t.started_at >= coalesce(%(since)s::timestamptz, '-infinity')"
+            " AND t.started_at < coalesce(%(until)s::timestamptz, 'infinity')",
             {"device": device_id, "since": since, "until": until},
         )
         trips, distance = cursor.fetchone()

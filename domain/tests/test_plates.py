@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.plates import normalize_plate, plate_tail
+from domain.plates import normalize_plate, plate_fragment, plate_tail
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,10 @@ def test_it_refuses_what_is_not_a_plate(raw: str) -> None:
 
 def test_it_gives_the_spoken_tail() -> None:
     assert plate_tail("kca 123a") == "123A"
+
+
+@pytest.mark.parametrize(("raw", "fragment"), [("kda 12", "KDA12"), ("123-a", "123A"), ("k", "K"), (" ", "")])
+def test_it_normalises_a_fragment_by_the_plate_rule(raw: str, fragment: str) -> None:
+    assert plate_fragment(raw) == fragment
+    if len(fragment) >= 2:
+        assert normalize_plate(raw) == fragment  # a whole plate typed the same way gives the same text

@@ -9,6 +9,7 @@ import functools
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from django.utils import timezone
 from domain.models import Lifecycle
 from domain.plates import normalize_plate
 from slo.selectors import slo_status
-from state.selectors import StateThresholds, freshness_class, operational_state
+from state.selectors import StateThresholds, counted_sql, freshness_class, operational_state
 
 # Colour-blind-safe palette (Okabe-Ito + Tableau): a cost centre's colour depends on its name only, so it never
 # changes when another cost centre is added.
@@ -74,17 +75,32 @@ class ViewFilters:
         )
 
     def where(self) -> tuple[str, dict[str, Any]]:
-        clauses, params = [], {}
-        for column, name, values in (
-            ("cc.name", "cost_centres", self.cost_centres),
-            ("ac.name", "cities", self.assigned_cities),
-            ("v.plate", "plates", self.vehicle_numbers),
-            ("a.name", "accounts", self.accounts),
-        ):
-            if values:
-                clauses.append(f"{column} = ANY(%({name})s)")
-                params[name] = list(values)
-        return "".join(f" AND {c}" for c in clauses), params
+        return identity_where(
+            cost_centres=self.cost_centres, assigned_cities=self.assigned_cities,
+            vehicle_numbers=self.vehicle_numbers, accounts=self.accounts,
+        )  # fmt: skip
+
+
+def identity_where(
+    *,
+    cost_centres: Sequence[str] = (),
+    assigned_cities: Sequence[str] = (),
+    vehicle_numbers: Sequence[str] = (),
+    accounts: Sequence[str] = (),
+) -> tuple[str, dict[str, Any]]:
+    """The one builder of the views' and the reports' filters: " AND …" conditions on the aliases cc (cost centre),
+    ac (assigned city), v (vehicle) and a (account), and their parameters. Plates match in their normal form."""
+    clauses, params = [], {}
+    for column, name, values in (
+        ("cc.name", "cost_centres", list(cost_centres)),
+        ("ac.name", "cities", list(assigned_cities)),
+        ("v.plate", "plates", [normalize_plate(p) for p in vehicle_numbers]),
+        ("a.name", "accounts", list(accounts)),
+    ):
+        if values:
+            clauses.append(f"{column} = ANY(%({name})s)")
+            params[name] = values
+    return "".join(f" AND {c}" for c in clauses), params
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -109,7 +125,9 @@ SELECT DISTINCT ON (coalesce(v.id, -d.id))
        round(ST_Y(l.point::geometry)::numeric, 6)::float8, round(ST_X(l.point::geometry)::numeric, 6)::float8,
        extract(epoch FROM s.last_heartbeat_at)::float8, s.ignition, duty.name,
        to_char(l.occurred_at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'),
-       round(extract(epoch FROM %(now)s::timestamptz - l.occurred_at))::int
+       round(extract(epoch FROM %(now)s::timestamptz - l.occurred_at))::int,
+       state_haversine_m(%(origin_lat)s, %(origin_lng)s, ST_Y(l.point::geometry), ST_X(l.point::geometry))
+           AS distance_m
   FROM domain_devices d
   JOIN domain_accounts a ON a.id = d.account_id
   LEFT JOIN domain_vehicles v ON v.id = d.vehicle_id
@@ -124,13 +142,21 @@ SELECT DISTINCT ON (coalesce(v.id, -d.id))
 """
 
 
-def live_vehicle_rows(filters: ViewFilters, *, now: datetime) -> list[tuple[Any, ...]]:
+def live_vehicle_rows(
+    filters: ViewFilters, *, now: datetime, origin: tuple[float, float] | None = None
+) -> list[tuple[Any, ...]]:
+    """One row per vehicle (the dedup rule above); the last column is the distance in metres from `origin`
+    (lat, lng) by the database's great-circle function, or null without an origin."""
     conditions, params = filters.where()
-    params.update(now=now, classes=[c.upper() for c in settings.DEVICE_CLASS_PRIORITY])
+    lat, lng = origin if origin is not None else (None, None)
+    params.update(now=now, classes=[c.upper() for c in settings.DEVICE_CLASS_PRIORITY], origin_lat=lat, origin_lng=lng)
     with transaction.atomic(), connection.cursor() as cursor:
         # Device times are formatted by the database, in the display zone (with its offset), for this query only.
         cursor.execute("SELECT set_config('TimeZone', %s, true)", [settings.DISPLAY_TIME_ZONE])
-        cursor.execute(_LIVE.format(filters=conditions), params)
+        query = _LIVE.format(filters=conditions)
+        if origin is not None:  # nearest first (the dispatch view)
+            query = f"SELECT * FROM ({query}) AS live ORDER BY distance_m NULLS LAST"
+        cursor.execute(query, params)
         return cursor.fetchall()
 
 
@@ -146,7 +172,7 @@ def _moment(epoch: float | None) -> datetime | None:
 
 def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds) -> dict[str, Any]:
     (device_id, imei, model, lifecycle, vehicle_id, plate, centre, city, account, fix_epoch, speed, heading,
-     fix_ignition, lat, lng, heartbeat_epoch, hb_ignition, driver, device_time, age_s) = row  # fmt: skip
+     fix_ignition, lat, lng, heartbeat_epoch, hb_ignition, driver, device_time, age_s, distance_m) = row  # fmt: skip
     fix_at = _moment(fix_epoch)
     state = operational_state(
         fix_at=fix_at, fix_speed_kmh=speed, fix_ignition=fix_ignition, heartbeat_at=_moment(heartbeat_epoch),
@@ -178,6 +204,8 @@ def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds) -> dict
         "age_s": age_s,
         "address": None,  # reverse geocoding is an enrichment projector of a later issue
     }
+    if distance_m is not None:
+        properties["distance_m"] = round(distance_m)
     geometry = None if lat is None else {"type": "Point", "coordinates": [lng, lat]}
     feature_id = vehicle_id or f"device-{device_id}"
     return {"type": "Feature", "id": feature_id, "geometry": geometry, "properties": properties}
@@ -193,12 +221,19 @@ def _freshness_line(counts: Counter[str], total: int) -> str:
     return f"Fleet below freshness SLO: {behind} vehicle{'s' if behind != 1 else ''}"
 
 
-def live_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[str, Any]:
-    now = now or timezone.now()
+def live_features(
+    filters: ViewFilters, *, now: datetime, origin: tuple[float, float] | None = None
+) -> list[dict[str, Any]]:
     t = StateThresholds.current()
-    features = [_feature(row, now=now, t=t) for row in live_vehicle_rows(filters, now=now)]
+    features = [_feature(row, now=now, t=t) for row in live_vehicle_rows(filters, now=now, origin=origin)]
     if filters.states:
         features = [f for f in features if f["properties"]["operational_state"] in filters.states]
+    return features
+
+
+def live_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    features = live_features(filters, now=now)
     states = Counter(f["properties"]["operational_state"] for f in features)
     freshness = Counter(f["properties"]["freshness"] for f in features)
     summary = {
@@ -240,9 +275,9 @@ SELECT t.device_id, t.source, t.started_at, t.ended_at, t.distance_m, t.duration
            AND p.occurred_at >= t.started_at AND p.occurred_at <= coalesce(t.ended_at, t.started_at))
   FROM state_trips t
  WHERE t.device_id = ANY(%(devices)s) AND t.started_at >= %(since)s AND t.started_at < %(until)s
-   AND (t.source = 'derived' OR t.matched_started_at IS NULL)
+   AND COUNTED
  ORDER BY t.device_id, t.started_at
-"""
+""".replace("COUNTED", counted_sql("t"))
 
 
 def history_view(
@@ -262,10 +297,11 @@ def history_view(
         cursor.execute(_TRIPS, window)
         trips = cursor.fetchall()
         cursor.execute(
-            "SELECT device_id, mode, started_at, ended_at, duration_s, ST_Y(point::geometry), ST_X(point::geometry)"
-            "  FROM state_parking_events WHERE device_id = ANY(%(devices)s) AND started_at >= %(since)s"
-            "   AND started_at < %(until)s AND (source = 'derived' OR matched_started_at IS NULL)"
-            " ORDER BY device_id, started_at",
+            "SELECT s.device_id, s.mode, s.started_at, s.ended_at, s.duration_s, ST_Y(s.point::geometry),"
+            "       ST_X(s.point::geometry)"
+            "  FROM state_parking_events s WHERE s.device_id = ANY(%(devices)s) AND s.started_at >= %(since)s"
+            f"   AND s.started_at < %(until)s AND {counted_sql('s')}"
+            " ORDER BY s.device_id, s.started_at",
             window,
         )
         stops = cursor.fetchall()
@@ -339,16 +375,6 @@ def _history_features(devices: dict, trips: list, stops: list, alarms: list) -> 
 
 # --- dispatch and overview -----------------------------------------------------------------------------------
 
-EARTH_RADIUS_M = 6_371_008.8
-
-
-def _haversine_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    from math import asin, cos, radians, sin, sqrt
-
-    dlat, dlng = radians(lat2 - lat1), radians(lng2 - lng1)
-    a = sin(dlat / 2) ** 2 + cos(radians(lat1)) * cos(radians(lat2)) * sin(dlng / 2) ** 2
-    return 2 * EARTH_RADIUS_M * asin(sqrt(a))
-
 
 def dispatch_view(
     filters: ViewFilters, *, lat: float, lng: float, limit: int = 10, now: datetime | None = None
@@ -356,17 +382,15 @@ def dispatch_view(
     """The vehicles nearest a point, with their state: whom to send. Offline and suspended vehicles are listed
     (flagged) so a dispatcher sees why the nearest one is not proposed first."""
     now = now or timezone.now()
-    live = live_view(filters, now=now)
     candidates = []
-    for feature in live["geojson"]["features"]:
+    for feature in live_features(filters, now=now, origin=(lat, lng)):
         if feature["geometry"] is None:
             continue
-        f_lng, f_lat = feature["geometry"]["coordinates"]
         props = feature["properties"]
-        available = props["operational_state"] in ("parked", "idling", "moving") and not props["suspended"]
-        props = {**props, "distance_m": round(_haversine_m(lat, lng, f_lat, f_lng)), "available": available}
-        candidates.append({**feature, "properties": props})
-    candidates.sort(key=lambda f: (not f["properties"]["available"], f["properties"]["distance_m"]))
+        props["available"] = props["operational_state"] in ("parked", "idling", "moving") and not props["suspended"]
+        candidates.append(feature)
+    # Nearest first from the database; available ones ahead (a stable sort keeps the distance order in each).
+    candidates.sort(key=lambda f: not f["properties"]["available"])
     nearest = candidates[:limit]
     summary = {
         "origin": {"lat": lat, "lng": lng},
@@ -381,7 +405,7 @@ def dispatch_view(
     return {
         "summary": summary,
         "geojson": {"type": "FeatureCollection", "features": [origin, *nearest]},
-        "slo_status": live["slo_status"],
+        "slo_status": slo_status(now=now),
     }
 
 
@@ -403,8 +427,8 @@ def overview_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[
                                                                                    microsecond=0)  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), coalesce(sum(distance_m), 0), coalesce(sum(duration_s), 0) FROM state_trips"
-            " WHERE device_id = ANY(%s) AND started_at >= %s AND (source = 'derived' OR matched_started_at IS NULL)",
+            "SELECT count(*), coalesce(sum(t.distance_m), 0), coalesce(sum(t.duration_s), 0) FROM state_trips t"
+            f" WHERE t.device_id = ANY(%s) AND t.started_at >= %s AND {counted_sql('t')}",
             [device_ids, local_midnight],
         )
         trips, metres, seconds = cursor.fetchone()
