@@ -94,7 +94,7 @@ def compose_unavailable() -> str | None:
     if shutil.which("docker") is None:
         return "docker compose is not installed (no docker CLI): the compose file is checked where it is"
     try:
-        result = docker_compose("version", "--short")
+        result = docker_compose("version")  # "Docker Compose version v2.40.3"
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"docker compose did not answer ({exc}): the compose file is checked where it runs"
     if result.returncode != 0:
@@ -103,7 +103,7 @@ def compose_unavailable() -> str | None:
     found = re.search(r"(\d+)\.(\d+)\.(\d+)", result.stdout)
     if found is None or tuple(int(part) for part in found.groups()) < COMPOSE_MIN_VERSION:
         need = ".".join(map(str, COMPOSE_MIN_VERSION))
-        return f"docker compose {result.stdout.strip()} is older than {need}, which docker/compose.yml needs"
+        return f"{result.stdout.strip()} is older than {need}, which docker/compose.yml needs"
     return None
 
 
@@ -137,7 +137,7 @@ def compose_variables(*files: Path) -> set[str]:
     return set(json.loads(result.stdout))
 
 
-# --- helpers -------------------------------------------------------------------------------------------------------
+# --- helpers ----------------------------------------------------------------------------------------------------------
 
 
 def load_yaml(path: Path) -> Any:
