@@ -134,7 +134,7 @@ class RawEventAdmin(admin.ModelAdmin):
             )
         if len(keys) <= REPARSE_INLINE_MAX:
             outcome = raw_rows_reparse(raw_ids=[k[0] for k in keys], received_at=[k[1] for k in keys])
-            summary = f"Re-parsed {outcome.rows} raw events: {outcome.events} events, {outcome.failed} failed."
+            summary = f"Re-parsed {outcome.rows} raw events: {outcome.after} events, {outcome.failed} failed."
             self.message_user(request, summary, messages.WARNING if outcome.failed else messages.SUCCESS)
             return
         chunks = [keys[i : i + REPARSE_JOB_ROWS] for i in range(0, len(keys), REPARSE_JOB_ROWS)]

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as replace_field
 from datetime import datetime
+from typing import Any
 
 import structlog
 from django.conf import settings
@@ -87,14 +88,28 @@ def raw_events_claim(*, limit: int) -> list[RawRow]:
     return raw_rows_fetch(ids=[c[0] for c in claimed], received=[c[1] for c in claimed])
 
 
-def raw_rows_fetch(*, ids: Sequence[int], received: Sequence[datetime]) -> list[RawRow]:
+def _raw_rows(sql: str, params: Sequence[Any] | dict[str, Any]) -> list[RawRow]:
+    """The one read of raw rows as the parsers take them (the claim, a re-parse by keys, a re-parse window)."""
     with connection.cursor() as cursor:
-        # received_at lets the planner prune partitions.
-        cursor.execute(
-            _RAW_SELECT + " WHERE r.id = ANY(%s) AND r.received_at = ANY(%s) ORDER BY r.id",
-            [list(ids), list(set(received))],
-        )
+        cursor.execute(_RAW_SELECT + sql, params)
         return [RawRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6]) for r in cursor.fetchall()]
+
+
+def raw_rows_fetch(*, ids: Sequence[int], received: Sequence[datetime]) -> list[RawRow]:
+    # received_at lets the planner prune partitions.
+    return _raw_rows(
+        " WHERE r.id = ANY(%s) AND r.received_at = ANY(%s) ORDER BY r.id", [list(ids), list(set(received))]
+    )
+
+
+def raw_rows_page(*, where: str, params: dict[str, Any], after: tuple[datetime, int], limit: int) -> list[RawRow]:
+    """The next `limit` raw rows after `after` (received_at, id) matching `where` (" AND …" on alias r): a window
+    walked in order, one page at a time (keyset pagination: no OFFSET over a large log)."""
+    return _raw_rows(
+        f" WHERE (r.received_at, r.id) > (%(after_at)s, %(after_id)s) {where} ORDER BY r.received_at, r.id"
+        " LIMIT %(limit)s",
+        {**params, "after_at": after[0], "after_id": after[1], "limit": limit},
+    )
 
 
 def _parse_one(row: RawRow) -> _RowResult:
@@ -280,6 +295,45 @@ def raw_rows_parse(rows: Sequence[RawRow], *, replace: bool = False) -> ParseOut
         outcome.events += len(res.events)
         outcome.failed += res.status == RawStatus.FAILED
         outcome.partial += res.status == RawStatus.PARTIAL
+    return outcome
+
+
+@dataclass
+class ReparseOutcome:
+    rows: int = 0
+    before: int = 0  # parsed events of these rows before
+    after: int = 0
+    gained: int = 0
+    lost: int = 0
+    failed: int = 0
+
+    def add(self, other: ReparseOutcome) -> None:
+        for name in ("rows", "before", "after", "gained", "lost", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _dedup_keys(raw_ids: list[int]) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT dedup_key FROM events_parsed WHERE raw_id = ANY(%s)", [raw_ids])
+        return {r[0] for r in cursor.fetchall()}
+
+
+def raw_events_reparse(*, rows: Sequence[RawRow]) -> ReparseOutcome:
+    """Re-run the current parsers over these raw rows, replacing their events, in one transaction — the one
+    re-parse of `manage.py reparse`, the admin action and its job. The rows leave the work-list too, so a running
+    worker does not parse them at the same time. The log itself is never touched."""
+    ids = [r.id for r in rows]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM events_raw_pending WHERE raw_id = ANY(%s)", [ids])
+        before = _dedup_keys(ids)
+        parsed = raw_rows_parse(rows, replace=True)
+        after = _dedup_keys(ids)
+    outcome = ReparseOutcome(
+        rows=len(rows), before=len(before), after=len(after), gained=len(after - before), lost=len(before - after),
+        failed=parsed.failed,
+    )  # fmt: skip
+    log.info("parse.reparsed", **vars(outcome))
     return outcome
 
 
