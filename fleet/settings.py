@@ -10,9 +10,13 @@ import importlib.util
 from datetime import timedelta
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 
 from fleet.logging import configure_logging
+
+# ModelAdmin[Vehicle], Paginator[...] and the like: the type arguments mypy checks, subscriptable at run time.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,7 +27,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 def embedded_pg_port(base_dir: Path = BASE_DIR) -> int:
     """The private cluster's port: FLEET_PG_PORT, else the one bin/pg chose when it created the cluster (recorded in
     .var/pg.port: 54329, or the next free one when another checkout's cluster has it), else 54329."""
-    explicit = env.int("FLEET_PG_PORT", default=None)
+    explicit: int | None = env.int("FLEET_PG_PORT", default=None)
     if explicit is not None:
         return explicit
     recorded = base_dir / ".var" / "pg.port"

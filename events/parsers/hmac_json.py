@@ -61,7 +61,7 @@ class FuelPurchase(ItemModel):
     station: OptText = None
     reported_by: OptText = None
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def source(self) -> Literal["whatsapp"]:
         return "whatsapp"

@@ -93,28 +93,28 @@ class Alarm(ItemModel):
     )
     gate_time: OptTime = Field(None, validation_alias="gateTime")
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def cleared(self) -> bool:
         # IoT Hub ends an alarm with alertType=removeAlarmType and the ended type in msg.removeAlarmType.
         return self.alert_type == REMOVE_ALARM
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def code(self) -> str:
         return (self.removed_type or self.alert_type) if self.cleared else self.alert_type
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def name(self) -> str | None:
         return self.given_name or alarm_codes.table_name(self.code, self.msg_class)
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def normalised_name(self) -> str:
         return alarm_codes.normalised_name(self.code, self.given_name, self.msg_class)
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def severity(self) -> Literal["critical", "warning", "info"]:
         return alarm_codes.severity(self.code, self.msg_class, self.cleared)  # type: ignore[return-value]
@@ -151,7 +151,7 @@ class RawDeviceData(ItemModel):
     imei: Imei = Field(exclude=True, validation_alias="imei")
     value: Hex = Field(validation_alias="raw_data")
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def meta_type(self) -> Literal["raw_data"]:
         return "raw_data"

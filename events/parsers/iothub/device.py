@@ -92,17 +92,17 @@ class LbsReport(ItemModel):
         None, validation_alias="postType"
     )
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def mcc(self) -> int | None:
         return self.lbs.mcc
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def mnc(self) -> int | None:
         return self.lbs.mnc
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def cells(self) -> list[Cell]:
         return self.lbs.cells

@@ -47,7 +47,7 @@ class ObdReading(SensorReading):
     fault_code: SoftText = Field(None, validation_alias="faultCode")
     fault_detail: SoftText = Field(None, validation_alias="faultDetail")
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def record(self) -> Literal["data", "fault"]:
         return self.RECORD
@@ -69,7 +69,7 @@ class DeviceFuelReading(SensorReading):
         None, validation_alias=AliasChoices("oilPercent", "fuelPercent", "remainingFuelPercentage")
     )
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def source(self) -> Literal["device"]:
         return "device"

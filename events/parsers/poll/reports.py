@@ -42,7 +42,7 @@ class Parking(ItemModel):
     address: OptText = Field(None, validation_alias="addr")
     acc_on: OnOff = Field(None, validation_alias="acc")
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def mode(self) -> Literal["idling", "parking"] | None:
         # The report's acc_type: on = engine running while stopped (idling), off = parked.
