@@ -18,8 +18,8 @@ import psycopg
 import requests
 from django.core.management.base import BaseCommand
 
+from devtools import bench
 from devtools.management.commands._bench_data import BENCH_SECRET, BENCH_SOURCE, IMEIS, seed_source
-from fleet import bench
 
 # Benchmark instrumentation, on the scratch database only: a log of every live-position write.
 LIVE_LOG_SQL = """

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from devtools import bench
 from devtools.management.commands._bench_data import BENCH_SOURCE, pushgps_body, seed_source
-from fleet import bench
 
 
 class Command(BaseCommand):

@@ -11,8 +11,8 @@ import psycopg
 import requests
 from django.core.management.base import BaseCommand
 
+from devtools import bench
 from devtools.management.commands._bench_data import BENCH_SOURCE, IMEIS, pushgps_body, seed_source
-from fleet import bench
 
 BACKLOG_SQL = """
 INSERT INTO events_raw (source_id, source_kind, push_kind, content_type, body)

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from django.core.management.base import BaseCommand, CommandError
 
-from fleet import bench
+from devtools import bench
 
 DEVICES = 80
 DAYS = 90

@@ -12,7 +12,7 @@ import psycopg
 import requests
 from django.core.management.base import BaseCommand
 
-from fleet import bench
+from devtools import bench
 
 SEED_SQL = """
 INSERT INTO domain_accounts (name, jimi_account, api_node, credential_ref, created_at)
