@@ -95,7 +95,8 @@ def role_env(url: str, **extra: str) -> dict[str, str]:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @contextlib.contextmanager
@@ -164,7 +165,7 @@ def wrk(url: str, *, body: str, seconds: int, concurrency: int, threads: int = 2
     finally:
         os.unlink(script.name)
     line = next(line for line in out.splitlines() if line.startswith("WRK "))
-    figures = json.loads(line[4:])
+    figures: dict[str, float] = json.loads(line[4:])
     figures["req_s"] = figures["requests"] / figures["seconds"]
     return figures
 

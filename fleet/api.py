@@ -13,6 +13,7 @@ and fleet/tests/test_auth_matrix.py fails on it. The view endpoints (seed §7) a
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -21,7 +22,7 @@ from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 
 from domain import api as domain_api
-from fleet.auth import ADMIN_FLEET, READ_FLEET, UNDECLARED, AuthDenied, require
+from fleet.auth import ADMIN_FLEET, READ_FLEET, UNDECLARED, AuthDenied, BearerJWT, DjangoSession, require
 from fleet.ratelimit import DASHBOARDS, rate_limit
 from ops import api as ops_api
 from slo import api as slo_api
@@ -32,11 +33,11 @@ class ScopedOpenAPISchema(OpenAPISchema):
     """The OpenAPI document, with each operation's scopes in its security requirements (OpenAPI 3.1 allows
     scopes for any scheme): `{"BearerJWT": ["read:fleet"]}`. An undeclared operation shows none."""
 
-    def operation_security(self, operation: Operation) -> list[dict] | None:
+    def operation_security(self, operation: Operation) -> list[dict[str, Any]] | None:
         result = super().operation_security(operation)
         documented = [auth for auth in operation.auth_callbacks if hasattr(auth, "openapi_security_schema")]
         for requirement, auth in zip(result or [], documented, strict=True):
-            if getattr(auth, "declared", False):
+            if isinstance(auth, BearerJWT | DjangoSession) and auth.declared:
                 (name,) = requirement
                 requirement[name] = sorted(auth.scopes)
         return result
@@ -54,9 +55,10 @@ class FleetAPI(NinjaAPI):
 
     def set_default_exception_handlers(self) -> None:
         super().set_default_exception_handlers()
-        self.add_exception_handler(AuthDenied, self._auth_denied)
-        self.add_exception_handler(AuthenticationError, self._not_authenticated)
-        self.add_exception_handler(Throttled, self._throttled)
+        # ninja types a handler's exception as the instance or its class; it only ever hands over the instance.
+        self.add_exception_handler(AuthDenied, self._auth_denied)  # type: ignore[arg-type]  # an instance, see above
+        self.add_exception_handler(AuthenticationError, self._not_authenticated)  # type: ignore[arg-type]  # likewise
+        self.add_exception_handler(Throttled, self._throttled)  # type: ignore[arg-type]  # likewise
 
     def _auth_denied(self, request: HttpRequest, exc: AuthDenied) -> HttpResponse:
         return _error(self, request, exc.status_code, exc.code, exc.message)
@@ -72,7 +74,9 @@ class FleetAPI(NinjaAPI):
             self, request, 429, "rate_limited", "rate limit exceeded" + (f"; retry in {wait} s" if wait else "")
         )
 
-    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None) -> OpenAPISchema:
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
         if path_prefix is None:
             path_prefix = self.get_root_path(path_params or {})
         return ScopedOpenAPISchema(self, path_prefix)

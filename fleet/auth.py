@@ -124,7 +124,8 @@ def token_families_prune() -> int:
             "DELETE FROM fleet_revoked_token_families WHERE revoked_at < now() - make_interval(secs => %s)",
             [settings.JWT_REFRESH_LIFETIME_S],
         )
-        return cursor.rowcount
+        forgotten: int = cursor.rowcount
+        return forgotten
 
 
 def auth_tables_prune() -> dict[str, int]:
@@ -153,26 +154,27 @@ class TokenObtainSerializer(TokenObtainPairSerializer):
 def _verified_refresh(raw: str) -> RefreshToken:
     """A refresh token whose signature, expiry and type are checked (blacklisted or not: the caller decides)."""
     try:
-        token_backend.decode(raw, verify=True)
+        token_backend.decode(raw, verify=True)  # type: ignore[arg-type]  # simplejwt annotates the encoded str as Token
     except TokenBackendExpiredToken as exc:
         raise ExpiredTokenError("Token is expired") from exc
     except TokenBackendError as exc:
         raise TokenError("Token is invalid") from exc
-    token = RefreshToken(raw, verify=False)
+    token = RefreshToken(raw, verify=False)  # type: ignore[arg-type]  # simplejwt annotates the encoded str as Token
     token.verify_token_type()
     if not token.get(FAMILY_CLAIM):
         raise TokenError("Token is invalid")
     return token
 
 
-class TokenRefreshSerializer(serializers.Serializer):
+class TokenRefreshSerializer(serializers.Serializer[None]):
     refresh = serializers.CharField(write_only=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = _verified_refresh(attrs["refresh"])
         family = refresh[FAMILY_CLAIM]
         # Blacklist before anything else, atomically (a unique row): of two refreshes of one token, one wins.
-        _, created = refresh.blacklist()
+        created: bool
+        _, created = refresh.blacklist()  # type: ignore[misc]  # simplejwt says a row; it returns get_or_create's pair
         if not created:
             token_family_revoke(family, reason="reused")
             raise TokenError("Token is blacklisted: it was used before, so its login is revoked; log in again")
@@ -189,7 +191,7 @@ class TokenRefreshSerializer(serializers.Serializer):
         return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
-class TokenRevokeSerializer(serializers.Serializer):
+class TokenRevokeSerializer(serializers.Serializer[None]):
     refresh = serializers.CharField(write_only=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +279,7 @@ class AuthDenied(HttpError):
 
 def _bearer_principal(raw: str) -> Principal:
     try:
-        access = AccessToken(raw)
+        access = AccessToken(raw)  # type: ignore[arg-type]  # simplejwt annotates the encoded str as Token
     except ExpiredTokenError as exc:
         raise AuthDenied(401, "token_expired", "access token expired: refresh it at /api/auth/token/refresh") from exc
     except TokenError as exc:

@@ -28,7 +28,8 @@ WORKER_APPLICATION_NAME = role_application_name("worker")
 def _database_now() -> datetime:
     with connection.cursor() as cursor:
         cursor.execute("SELECT now()")
-        return cursor.fetchone()[0]
+        now: datetime = cursor.fetchone()[0]
+        return now
 
 
 def _heartbeat_age_s(role: str, now: datetime) -> float | None:
@@ -45,7 +46,8 @@ def _worker_listeners() -> int:
             " WHERE datname = current_database() AND application_name = %s AND query LIKE 'LISTEN %%'",
             [WORKER_APPLICATION_NAME],
         )
-        return cursor.fetchone()[0]
+        listeners: int = cursor.fetchone()[0]
+        return listeners
 
 
 def role_status(role: str) -> tuple[bool, dict[str, Any]]:

@@ -95,7 +95,8 @@ def rate_limits_prune(*, older_than_s: int = 86400) -> int:
     """Delete counters whose window started more than `older_than_s` ago (they count nothing any more)."""
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM fleet_rate_limits WHERE window_start < %s", [int(clock()) - older_than_s])
-        return cursor.rowcount
+        deleted: int = cursor.rowcount
+        return deleted
 
 
 # --- API groups: a ninja throttle backed by fleet_rate_limits ---------------------------------------------------
@@ -117,7 +118,8 @@ class GroupRateLimit(BaseThrottle):
 
     @property
     def per_minute(self) -> int:
-        return getattr(settings, GROUP_SETTINGS[self.group])
+        limit: int = getattr(settings, GROUP_SETTINGS[self.group])
+        return limit
 
     def allow_request(self, request: HttpRequest) -> bool:
         limit = self.per_minute

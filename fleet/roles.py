@@ -6,7 +6,7 @@ import asyncio
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import structlog
@@ -15,7 +15,8 @@ from django.db import DatabaseError, IntegrityError, connection, connections, tr
 from procrastinate import BaseRetryStrategy, PsycopgConnector, RetryDecision
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.utils import connector_params
-from procrastinate.jobs import Job
+from procrastinate.job_context import JobContext, JobResult
+from procrastinate.jobs import Job, Status
 from procrastinate.worker import Worker
 
 from events.poison import error_is_transient
@@ -94,17 +95,27 @@ class FleetWorker(Worker):
         manager = self.app.job_manager
         fetch_job = manager.__dict__.setdefault("_fleet_fetch_job", manager.fetch_job)
 
-        async def fetch_job_marked(**fetch_kwargs: Any) -> Any:
+        async def fetch_job_marked(queues: Iterable[str] | None, worker_id: int) -> Job | None:
             flag.fetch_starting()
-            return await fetch_job(**fetch_kwargs)
+            job: Job | None = await fetch_job(queues=queues, worker_id=worker_id)
+            return job
 
-        self.app.job_manager.fetch_job = fetch_job_marked  # type: ignore[method-assign]
+        self.app.job_manager.fetch_job = fetch_job_marked  # type: ignore[method-assign]  # this manager's, on purpose
 
-    async def _persist_job_status(self, job: Job, status: Any, retry_decision: Any, **kwargs: Any) -> None:
+    async def _persist_job_status(
+        self,
+        job: Job,
+        status: Status,
+        retry_decision: RetryDecision | None,
+        context: JobContext,
+        job_result: JobResult | None,
+    ) -> None:
         delay = settings.ROLE_RECONNECT_MIN_S
         while True:
             try:
-                await super()._persist_job_status(job=job, status=status, retry_decision=retry_decision, **kwargs)
+                await super()._persist_job_status(
+                    job=job, status=status, retry_decision=retry_decision, context=context, job_result=job_result
+                )
                 return
             except Exception as exc:
                 if retry_decision is not None and _queueing_lock_taken(exc):
@@ -233,7 +244,8 @@ async def _worker_run(*, name: str, queues: list[str], concurrency: int, stop: _
     with app.replace_connector(connector):
         async with app.open_async():
             app.perform_import_paths()
-            worker = FleetWorker(
+            # Typed as procrastinate's Worker: its run() is one of the methods procrastinate leaves unannotated.
+            worker: Worker = FleetWorker(
                 app=app,
                 queues=queues,
                 name=name,

@@ -20,7 +20,7 @@ from ops.reports import REPORTS, ReportFilters, report_xlsx
 
 
 @admin.register(CostRate)
-class CostRateAdmin(admin.ModelAdmin):
+class CostRateAdmin(admin.ModelAdmin[CostRate]):
     list_display = ["cost_centre", "valid_from", "per_km", "currency", "note"]
     list_filter = ["cost_centre", "currency"]
     ordering = ["cost_centre", "-valid_from"]
@@ -38,7 +38,9 @@ def _export(name: str, filters: ReportFilters) -> FileResponse:
 
 
 def _vehicle_action(name: str) -> Any:
-    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Vehicle]) -> FileResponse:
+    def action(
+        modeladmin: admin.ModelAdmin[Vehicle], request: HttpRequest, queryset: QuerySet[Vehicle]
+    ) -> FileResponse:
         until = timezone.now()
         plates = tuple(queryset.values_list("plate", flat=True))
         return _export(
@@ -50,7 +52,9 @@ def _vehicle_action(name: str) -> Any:
 
 
 @admin.action(description=f"Export utilisation, last {EXPORT_DAYS} days (XLSX)")
-def export_utilisation(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[CostCentre]) -> Any:
+def export_utilisation(
+    modeladmin: admin.ModelAdmin[CostCentre], request: HttpRequest, queryset: QuerySet[CostCentre]
+) -> Any:
     until = timezone.now()
     names = tuple(queryset.values_list("name", flat=True))
     return _export(

@@ -12,7 +12,7 @@ from slo.thresholds import thresholds_forget
 
 
 @admin.register(SloTarget)
-class SloTargetAdmin(admin.ModelAdmin):
+class SloTargetAdmin(admin.ModelAdmin[SloTarget]):
     list_display = ["metric", "kind", "comparison", "threshold", "unit", "window", "business_hours_only", "updated_at"]
     list_editable = ["threshold"]
     list_filter = ["kind", "business_hours_only"]
@@ -24,7 +24,7 @@ class SloTargetAdmin(admin.ModelAdmin):
 
 
 @admin.register(SloMeasurement)
-class SloMeasurementAdmin(admin.ModelAdmin):
+class SloMeasurementAdmin(admin.ModelAdmin[SloMeasurement]):
     list_display = ["measured_at", "metric", "value", "threshold", "met", "sample_size"]
     list_filter = ["metric", "met"]
     ordering = ["-measured_at"]
@@ -38,7 +38,7 @@ class SloMeasurementAdmin(admin.ModelAdmin):
 
 
 @admin.register(SloAlert)
-class SloAlertAdmin(admin.ModelAdmin):
+class SloAlertAdmin(admin.ModelAdmin[SloAlert]):
     list_display = ["metric", "opened_at", "closed_at", "threshold", "opened_value", "last_value", "notified"]
     list_filter = ["metric", ("closed_at", admin.EmptyFieldListFilter)]
     ordering = ["-opened_at"]

@@ -48,7 +48,8 @@ def _burn_rate(target: SloTarget, measured: int, breached: int, shortfall: float
         return None
     if target.unit == "%" and target.comparison == Comparison.GTE and target.threshold < 100:
         return round(float(shortfall or 0) / (100.0 - target.threshold), 3)
-    return round(breached / measured / settings.SLO_ERROR_BUDGET_FRACTION, 3)
+    allowance: float = settings.SLO_ERROR_BUDGET_FRACTION
+    return round(breached / measured / allowance, 3)
 
 
 def _metric_status(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -79,7 +80,9 @@ def slo_status(*, now: datetime | None = None) -> dict[str, Any]:
     """{generated_at, ok, breached[], metrics[]}: what /api/slo/status returns and dashboards carry."""
     now = now or timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(_STATUS, {"now": now, "default_window": settings.SLO_DEFAULT_WINDOW, "kind": TargetKind.SLO})
+        # A timedelta is a parameter psycopg adapts (interval), which django-stubs' parameter type leaves out.
+        params: dict[str, Any] = {"now": now, "default_window": settings.SLO_DEFAULT_WINDOW, "kind": TargetKind.SLO}
+        cursor.execute(_STATUS, params)
         metrics = [_metric_status(row) for row in cursor.fetchall()]
     breached = [m["metric"] for m in metrics if m["state"] == "breached"]
     return {"generated_at": now, "ok": not breached, "breached": breached, "metrics": metrics}

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Model
 from django.http import HttpRequest
 
 from state.models import LivePosition, ProjectionPending, ProjectorCheckpoint, Trip
 from state.projectors.runner import projection_failures_requeue
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin[M: Model](admin.ModelAdmin[M]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -23,18 +24,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProjectorCheckpoint)
-class ProjectorCheckpointAdmin(ReadOnlyAdmin):
+class ProjectorCheckpointAdmin(ReadOnlyAdmin[ProjectorCheckpoint]):
     list_display = ("projector", "events_done", "batches_done", "last_run_at", "failures", "last_error_at")
 
 
 @admin.register(LivePosition)
-class LivePositionAdmin(ReadOnlyAdmin):
+class LivePositionAdmin(ReadOnlyAdmin[LivePosition]):
     list_display = ("device_id", "occurred_at", "speed_kmh", "ignition", "updated_at")
     show_full_result_count = False
 
 
 @admin.register(Trip)
-class TripAdmin(ReadOnlyAdmin):
+class TripAdmin(ReadOnlyAdmin[Trip]):
     list_display = ("device_id", "source", "started_at", "ended_at", "distance_m", "closed", "matched_started_at")
     list_filter = ("source", "closed")
     show_full_result_count = False
@@ -58,7 +59,7 @@ class WorkListStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ProjectionPending)
-class ProjectionPendingAdmin(ReadOnlyAdmin):
+class ProjectionPendingAdmin(ReadOnlyAdmin[ProjectionPending]):
     """The projectors' work-list. Parked rows are the dead letters: events a projector failed on alone, again
     and again; the error says why. Re-queue them once the cause (a projector bug, a bad payload re-parsed) is
     fixed."""

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from fleet.auth import TokenObtainSerializer
 
@@ -33,7 +34,9 @@ def token_pair(client: Client, username: str, password: str = PASSWORD) -> dict[
 
 def access_for(user: Any, *, expired: bool = False) -> str:
     """An access token minted as the token endpoint would (without the HTTP round trip)."""
-    access = TokenObtainSerializer.get_token(user).access_token
+    refresh = TokenObtainSerializer.get_token(user)
+    assert isinstance(refresh, RefreshToken)  # the serializer's token class (simplejwt declares the base Token)
+    access = refresh.access_token
     if expired:
         access.set_exp(from_time=timezone.now() - timedelta(hours=1))
     return str(access)

@@ -8,22 +8,36 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass
 class Mailbox:
-    messages: list[dict] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _SmtpServer(socketserver.ThreadingTCPServer):
+    """A local SMTP server on a free port, delivering into its mailbox."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SmtpHandler)
+        self.mailbox = Mailbox()
 
 
 class _SmtpHandler(socketserver.StreamRequestHandler):
     """Enough of RFC 5321 for Django's SMTP backend: EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT."""
+
+    server: _SmtpServer
 
     def _reply(self, line: str) -> None:
         self.wfile.write(line.encode() + b"\r\n")
 
     def handle(self) -> None:
         self._reply("220 fake-smtp ready")
-        sender, recipients = "", []
+        sender = ""
+        recipients: list[str] = []
         while line := self.rfile.readline():
             command = line.decode(errors="replace").strip()
             verb = command[:4].upper()
@@ -40,7 +54,7 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
                 body = []
                 while (data := self.rfile.readline()) not in (b".\r\n", b""):
                     body.append(data.decode(errors="replace"))
-                self.server.mailbox.messages.append({"from": sender, "to": recipients, "data": "".join(body)})  # type: ignore[attr-defined]
+                self.server.mailbox.messages.append({"from": sender, "to": recipients, "data": "".join(body)})
                 self._reply("250 queued")
             elif verb == "QUIT":
                 self._reply("221 bye")
@@ -51,13 +65,11 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
 
 @contextmanager
 def fake_smtp_server() -> Iterator[tuple[int, Mailbox]]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
-    server.daemon_threads = True
-    server.mailbox = Mailbox()  # type: ignore[attr-defined]
+    server = _SmtpServer()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server.server_address[1], server.mailbox  # type: ignore[attr-defined]
+        yield server.server_address[1], server.mailbox
     finally:
         server.shutdown()
         server.server_close()
@@ -65,7 +77,7 @@ def fake_smtp_server() -> Iterator[tuple[int, Mailbox]]:
 
 @dataclass
 class WebhookLog:
-    requests: list[dict] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
 
 

@@ -48,7 +48,7 @@ def test_database_url() -> str:
     return f"postgis://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-test_database_url.__test__ = False  # type: ignore[attr-defined]
+test_database_url.__test__ = False  # type: ignore[attr-defined]  # pytest's marker; functions declare no such attribute
 
 
 def free_port() -> int:

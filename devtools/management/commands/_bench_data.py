@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import psycopg
@@ -13,7 +14,7 @@ BENCH_SECRET = "bench-token-3c9e1f"  # noqa: S105 - a scratch database's source,
 IMEIS = [f"86812024659{n:04d}" for n in range(80)]
 
 
-def gps_item(imei: str, at: datetime, i: int) -> dict:
+def gps_item(imei: str, at: datetime, i: int) -> dict[str, Any]:
     """A full IoT Hub /pushgps item, as the hub sends it."""
     return {
         "deviceImei": imei, "gpsTime": at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -31,15 +32,16 @@ def pushgps_body(*, items: int, start: int = 0, base: datetime | None = None) ->
     return urlencode({"token": BENCH_SECRET, "data_list": json.dumps(batch)})
 
 
-def seed_source(url_conninfo: dict) -> int:
+def seed_source(url_conninfo: dict[str, Any]) -> int:
     """An account and the IoT Hub source the benchmark pushes as; returns the source id."""
     with psycopg.connect(**url_conninfo) as conn:
         account = conn.execute(
             "INSERT INTO domain_accounts (name, jimi_account, api_node, credential_ref, created_at)"
             " VALUES ('bench', 'bench', 'hk', '', now()) RETURNING id"
         ).fetchone()[0]
-        return conn.execute(
+        source_id: int = conn.execute(
             "INSERT INTO events_push_sources (name, kind, account_id, secret, allowed_cidrs, enabled, created_at)"
             " VALUES (%s, 'jimi-iothub', %s, %s, '{}', true, now()) RETURNING id",
             [BENCH_SOURCE, account, BENCH_SECRET],
         ).fetchone()[0]
+        return source_id

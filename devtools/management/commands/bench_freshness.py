@@ -87,8 +87,13 @@ class Command(BaseCommand):
                     )
             pushes = self._push(url, info, rate=opts["rate"], seconds=opts["seconds"])
             with psycopg.connect(**info) as conn:
-                p50, p95, p99, worst, n = conn.execute(LATENCY_SQL).fetchone()
-                parse_p50, parse_p95 = conn.execute(PARSE_SQL).fetchone()
+                latency = conn.execute(LATENCY_SQL).fetchone()
+                parse = conn.execute(PARSE_SQL).fetchone()
+        # Aggregates without GROUP BY: one row each.
+        assert latency is not None
+        assert parse is not None
+        p50, p95, p99, worst, n = latency
+        parse_p50, parse_p95 = parse
         self.stdout.write(
             f"push→live position at {opts['rate']:.0f} pushes/s: p50 {p50:.1f} ms, p95 {p95:.1f} ms,"
             f" p99 {p99:.1f} ms, max {worst:.1f} ms over {n} of {pushes} pushes (server-side: raw received_at →"
@@ -107,7 +112,7 @@ class Command(BaseCommand):
             )
         )
 
-    def _push(self, url: str, info: dict, *, rate: float, seconds: int) -> int:
+    def _push(self, url: str, info: dict[str, Any], *, rate: float, seconds: int) -> int:
         port = bench.free_port()
         base = f"http://127.0.0.1:{port}"
         with (
@@ -130,7 +135,7 @@ class Command(BaseCommand):
         return accepted
 
     @staticmethod
-    def _wait_projected(info: dict, count: int, timeout: float) -> None:
+    def _wait_projected(info: dict[str, Any], count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with psycopg.connect(**info) as conn:
             while time.monotonic() < deadline:

@@ -64,7 +64,7 @@ class Command(BaseCommand):
         }
         self.stdout.write(json.dumps(result))
 
-    def _latency(self, url: str, info: dict, *, rate: float, seconds: int) -> dict[str, Any]:
+    def _latency(self, url: str, info: dict[str, Any], *, rate: float, seconds: int) -> dict[str, Any]:
         port = bench.free_port()
         base = f"http://127.0.0.1:{port}"
         with (
@@ -85,14 +85,16 @@ class Command(BaseCommand):
             self._wait_drained(info, timeout=60)
         with psycopg.connect(**info) as conn:
             # received_at: the push's INSERT; parsed_at: when its parse finished writing (clock_timestamp()).
-            p50, p95, n = conn.execute(
+            row = conn.execute(
                 "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.95) WITHIN GROUP"
                 " (ORDER BY ms), count(*) FROM (SELECT extract(epoch FROM parsed_at - received_at) * 1000 AS ms"
                 " FROM events_raw WHERE status = 'parsed') t"
             ).fetchone()
+        assert row is not None  # an aggregate without GROUP BY returns one row
+        p50, p95, n = row
         return {"p50_ms": float(p50), "p95_ms": float(p95), "pushes": int(n)}
 
-    def _backlog(self, url: str, info: dict, *, source_id: int, rows: int, items: int) -> dict[str, float]:
+    def _backlog(self, url: str, info: dict[str, Any], *, source_id: int, rows: int, items: int) -> dict[str, float]:
         with psycopg.connect(**info) as conn:
             conn.execute(BACKLOG_SQL, {"source": source_id, "imeis": IMEIS, "rows": rows, "items": items})
             before = conn.execute("SELECT count(*) FROM events_parsed").fetchone()[0]
@@ -107,7 +109,7 @@ class Command(BaseCommand):
         return {"seconds": seconds, "events": events, "events_per_s": events / seconds}
 
     @staticmethod
-    def _wait_drained(info: dict, timeout: float) -> None:
+    def _wait_drained(info: dict[str, Any], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with psycopg.connect(**info) as conn:
             while time.monotonic() < deadline:

@@ -77,7 +77,7 @@ class Command(BaseCommand):
         )
 
     @staticmethod
-    def _generate(info: dict, events: int) -> None:
+    def _generate(info: dict[str, Any], events: int) -> None:
         per_day = max(1, events // DEVICES // DAYS)
         with psycopg.connect(**info) as conn:
             account = conn.execute(

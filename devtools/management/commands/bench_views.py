@@ -89,7 +89,7 @@ class Command(BaseCommand):
                 bench.wait_http(base + "/health/gateway")
                 session = requests.Session()
                 session.headers["Authorization"] = "Bearer " + self._token(session, base)
-                cases = {
+                cases: dict[str, tuple[str, dict[str, Any]]] = {
                     "live_100": ("/api/views/live", {"filters": json.dumps({"account": "small"})}),
                     "live_10000": ("/api/views/live", {}),
                     "history_30d": ("/api/views/history", {
@@ -108,10 +108,11 @@ class Command(BaseCommand):
     def _token(session: requests.Session, base: str) -> str:
         response = session.post(base + "/api/auth/token", json={"username": "bench", "password": BENCH_PASSWORD})
         response.raise_for_status()
-        return response.json()["access"]
+        access: str = response.json()["access"]
+        return access
 
     @staticmethod
-    def _time(session: requests.Session, url: str, params: dict, count: int) -> dict[str, float]:
+    def _time(session: requests.Session, url: str, params: dict[str, Any], count: int) -> dict[str, float]:
         session.get(url, params=params).raise_for_status()  # warm-up
         samples, size = [], 0
         for _ in range(count):
