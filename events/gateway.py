@@ -12,6 +12,7 @@ import ipaddress
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote_plus
 
 import structlog
@@ -212,7 +213,7 @@ def _count_rejection(source_name: str, reason: str, *, known_source: bool = True
         log.warning("push.rejection_not_counted", source=source_name, reason=reason)
 
 
-def _receive(request: HttpRequest, *, source_name: str, kind: str, push_kind: str, ack: dict) -> HttpResponse:
+def _receive(request: HttpRequest, *, source_name: str, kind: str, push_kind: str, ack: dict[str, Any]) -> HttpResponse:
     try:
         body = _body(request)
         source = _source(source_name, kind)

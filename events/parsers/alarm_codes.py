@@ -8,6 +8,9 @@ msgClass 1) use a different table whose numbers collide with this one (e.g. 256)
 from __future__ import annotations
 
 import re
+from typing import Literal
+
+Severity = Literal["critical", "warning", "info"]
 
 NUMERIC_ALARMS = {
     "1": "SOS alert", "2": "Power cut off alert", "3": "Vibration alert", "4": "Enter geo-fence(terminal)",
@@ -112,7 +115,7 @@ def normalised_name(code: str, given_name: str | None, msg_class: int | None) ->
     return f"alarm_{snake_case(code) or 'unknown'}"
 
 
-def severity(code: str, msg_class: int | None, cleared: bool) -> str:
+def severity(code: str, msg_class: int | None, cleared: bool) -> Severity:
     if cleared:
         return "info"  # an alarm ending is news, not an emergency
     if msg_class == JTT808_MSG_CLASS:

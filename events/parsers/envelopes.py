@@ -158,7 +158,11 @@ MAX_ITEMS_PER_BODY = 10_000
 
 
 def parse_items(
-    items: list[Any], parse_item: Callable[[Any, datetime], ParsedEvent], received_at: datetime, *, objects_only=True
+    items: list[Any],
+    parse_item: Callable[[Any, datetime], ParsedEvent],
+    received_at: datetime,
+    *,
+    objects_only: bool = True,
 ) -> ParseResult:
     """Parse each item on its own: a bad item becomes one readable error, the rest still parse."""
     result = ParseResult(events=[], item_errors=[])

@@ -100,7 +100,8 @@ def parse_fuel_purchase_item(item: dict[str, Any], received_at: datetime) -> Par
 def _array(document: dict[str, Any], name: str) -> list[Any]:
     if not isinstance(document.get(name), list):
         raise ParseError(f"{document['type']} body needs an array {name!r}")
-    return document[name]
+    array: list[Any] = document[name]
+    return array
 
 
 def _parse_fuel_purchases(document: dict[str, Any], received_at: datetime) -> ParseResult:

@@ -116,8 +116,8 @@ class Alarm(ItemModel):
 
     @computed_field
     @property
-    def severity(self) -> Literal["critical", "warning", "info"]:
-        return alarm_codes.severity(self.code, self.msg_class, self.cleared)  # type: ignore[return-value]
+    def severity(self) -> alarm_codes.Severity:
+        return alarm_codes.severity(self.code, self.msg_class, self.cleared)
 
 
 class DeviceEvent(ItemModel):

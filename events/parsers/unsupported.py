@@ -32,7 +32,9 @@ def _first(item: Any, names: tuple[str, ...], coerce: Callable[[Any], Any]) -> A
     """The first field that coerces; an unsupported item never fails on a field we do not understand."""
     if not isinstance(item, dict):
         return None
-    for container in (item, item.get("msg"), item.get("data")):
+    # Any JSON value: indexing one that is no object (None, a list, a number) fails into the except below.
+    containers: tuple[Any, ...] = (item, item.get("msg"), item.get("data"))
+    for container in containers:
         for name in names:
             try:
                 return coerce(container[name])

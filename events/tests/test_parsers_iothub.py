@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ S7_FIX = {
     "acc": 1,
 }
 S7_HEARTBEAT = {"deviceImei": IMEI, "gateTime": "2026-01-13 02:24:37", "powerLevel": 90, "gsmSign": 80}
-S7_ALARM = {
+S7_ALARM: dict[str, Any] = {
     "type": "DEVICE",
     "msgClass": 0,
     "imei": "752533678900242",

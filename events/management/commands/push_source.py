@@ -16,7 +16,7 @@ from events.models import PUSH_KINDS, PushSource, SourceKind
 
 
 def push_url(source: PushSource) -> str:
-    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    base: str = settings.PUBLIC_BASE_URL.rstrip("/")
     if source.kind == SourceKind.JIMI_IOTHUB:
         # The hub appends its own path per message type (pushgps, pushalarm, …) to this base.
         return base + reverse("push:iothub", args=[source.name, "PATH"]).removesuffix("/PATH")
@@ -54,7 +54,7 @@ class Command(BaseCommand):
             raise CommandError("--create-account needs --account NAME (the account to create)")
         if opts["account"]:
             source.account = self._account(opts["account"], create=opts["create_account"])
-        elif source.account_id is None:
+        elif not source.account_id:  # a new source has none yet (django-stubs types the column, never null)
             source.account = self._default_account()
         if opts["secret"]:
             source.secret = opts["secret"]
