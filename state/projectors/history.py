@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 
@@ -137,6 +138,8 @@ def _params() -> dict[str, float]:
 def history_partitions_cover(*, lo: datetime, hi: datetime) -> None:
     """Monthly partitions for every month of [lo, hi] (late data and replays reach far back) — within
     PARTITION_SPAN of now: a tracker whose clock reset to 2000 gets the DEFAULT partition, not a table a month."""
+    # Timedeltas are parameters psycopg adapts (interval), which django-stubs' parameter type leaves out.
+    params: dict[str, Any] = {"lo": lo, "hi": hi, "back": PARTITION_SPAN[0], "ahead": PARTITION_SPAN[1]}
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT fleet_partition_month('state_position_history', 'occurred_at', m::date, false)"
@@ -144,7 +147,7 @@ def history_partitions_cover(*, lo: datetime, hi: datetime) -> None:
             "         date_trunc('month', greatest(%(lo)s::timestamptz, now() - %(back)s) AT TIME ZONE 'UTC'),"
             "         date_trunc('month', least(%(hi)s::timestamptz, now() + %(ahead)s) AT TIME ZONE 'UTC'),"
             "         interval '1 month') m",
-            {"lo": lo, "hi": hi, "back": PARTITION_SPAN[0], "ahead": PARTITION_SPAN[1]},
+            params,
         )
 
 
@@ -227,7 +230,7 @@ def _neighbour(op: str, order: str, offset: int) -> str:
     )
 
 
-def history_rebuild(*, where: str, params: dict, delete_where: str | None) -> int:
+def history_rebuild(*, where: str, params: dict[str, Any], delete_where: str | None) -> int:
     """Replay: drop the history rows matching `delete_where` (alias h; None: the table was just emptied) and
     rebuild them from events_parsed rows matching `where` (alias p), verdicts computed in the same statement.
     Only for a scope whose verdicts need no neighbours outside it (whole devices); narrower scopes go through
@@ -241,7 +244,8 @@ def history_rebuild(*, where: str, params: dict, delete_where: str | None) -> in
             f" SELECT {_COLUMNS}, verdict, reason FROM verdicts",
             {**params, **_params()},
         )
-        return cursor.rowcount
+        rebuilt: int = cursor.rowcount
+        return rebuilt
 
 
 def history_truncate() -> None:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
@@ -104,7 +105,7 @@ def _insert_sql(spec: ReadingTable, where: str, source: str = "events_parsed") -
     )
 
 
-def _plates(where: str, params: dict, source: str = "events_parsed") -> str:
+def _plates(where: str, params: dict[str, Any], source: str = "events_parsed") -> str:
     """The fuel plates in scope, normalised in Python by the one function that owns plate syntax."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -128,7 +129,7 @@ def readings_refresh(*, parsed_ids: Sequence[int], occurred: Sequence[datetime])
     _rewrite(where, params, delete_where="parsed_id = ANY(%(ids)s)")
 
 
-def readings_rebuild(*, where: str, params: dict, delete_where: str) -> int:
+def readings_rebuild(*, where: str, params: dict[str, Any], delete_where: str) -> int:
     """Replay: rebuild the rows matching `where` (events_parsed alias p) / `delete_where` (the table's columns).
     The log has no index on kind: its reading events are copied aside once instead of scanned once per table."""
     kinds = [kind for spec in TABLES for kind in spec.kinds]
@@ -138,14 +139,14 @@ def readings_rebuild(*, where: str, params: dict, delete_where: str) -> int:
             f" WHERE p.kind = ANY(%(all_kinds)s) AND {where}",
             {**params, "all_kinds": kinds},
         )
-        n = cursor.rowcount
+        n: int = cursor.rowcount
     _rewrite("true", params, delete_where=delete_where, source="replay_readings")
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE replay_readings")
     return n
 
 
-def _rewrite(where: str, params: dict, *, delete_where: str, source: str = "events_parsed") -> None:
+def _rewrite(where: str, params: dict[str, Any], *, delete_where: str, source: str = "events_parsed") -> None:
     params = {**params, "plates": _plates(where, params, source)}
     with connection.cursor() as cursor:
         for spec in TABLES:

@@ -16,9 +16,10 @@ the work-list untouched, for the next run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 from django.conf import settings
@@ -45,7 +46,7 @@ class Pending:
     attempts: int = 0
 
 
-Fold = Callable[[list[Pending]], None]
+Fold = Callable[[Sequence[Pending]], None]
 
 
 def projector_lock(projector: str, *, wait: bool = True) -> bool:
@@ -54,17 +55,19 @@ def projector_lock(projector: str, *, wait: bool = True) -> bool:
     func = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {func}(hashtextextended('fleet.projector:' || %s, 0))::text", [projector])
-        return cursor.fetchone()[0] in ("", "true")
+        locked: bool = cursor.fetchone()[0] in ("", "true")
+        return locked
 
 
-def projector_forget(projector: str, where: str, params: dict) -> int:
+def projector_forget(projector: str, where: str, params: dict[str, Any]) -> int:
     """Replay: drop the work-list rows it covers (`where` on alias q: those committed before it started)."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM state_projection_pending q WHERE q.projector = %(projector)s AND {where}",
             {**params, "projector": projector},
         )
-        return cursor.rowcount
+        forgotten: int = cursor.rowcount
+        return forgotten
 
 
 def projector_claim(projector: str, *, limit: int) -> tuple[list[int], list[Pending]]:
@@ -152,8 +155,8 @@ def projector_batch(projector: str, fold: Fold, *, limit: int, wait: bool = True
                 log.warning("project.interrupted", projector=projector, rows=len(claimed), error=str(exc))
             raise
         if poisoned:
-            for event, exc in poisoned:
-                log.error("project.poisoned", projector=projector, parsed_id=event.parsed_id, error=error_text(exc))
+            for event, error in poisoned:
+                log.error("project.poisoned", projector=projector, parsed_id=event.parsed_id, error=error_text(error))
             _poisoned_requeue(projector, poisoned)
         _checkpoint_done(projector, len(pending) - len(poisoned))
     log.info(
@@ -174,7 +177,8 @@ def projection_failures_requeue(*, ids: list[int]) -> int:
             " WHERE id = ANY(%s) AND failed_at IS NOT NULL",
             [ids],
         )
-        return cursor.rowcount
+        requeued: int = cursor.rowcount
+        return requeued
 
 
 def _drain_once(projector: str, fold: Fold, batch_size: int, deadline: float, *, wait: bool = True) -> tuple[int, bool]:

@@ -29,11 +29,12 @@ Jimi's trip / parking reports are rows with source='jimi', the latest version pe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import psycopg
 from django.db import connection
 
 from slo.thresholds import threshold
@@ -121,7 +122,7 @@ def fold_spans(fixes: Sequence[Fix], p: Params, *, resume: bool, in_trip: bool =
     return spans
 
 
-def _trip_row(fixes: Sequence[Fix], a: int, b: int, reason: str, p: Params) -> dict | None:
+def _trip_row(fixes: Sequence[Fix], a: int, b: int, reason: str, p: Params) -> dict[str, Any] | None:
     duration = fixes[b].t - fixes[a].t
     distance = sum(f.seg_m for f in fixes[a + 1 : b + 1])
     if distance < p.min_distance_m or duration < p.min_duration_s:
@@ -139,7 +140,7 @@ def _trip_row(fixes: Sequence[Fix], a: int, b: int, reason: str, p: Params) -> d
     }  # fmt: skip
 
 
-def _stop_row(fixes: Sequence[Fix], a: int, b: int, closed: bool, p: Params) -> dict | None:
+def _stop_row(fixes: Sequence[Fix], a: int, b: int, closed: bool, p: Params) -> dict[str, Any] | None:
     duration = fixes[b].t - fixes[a].t
     if duration < p.parking_s:
         return None
@@ -151,7 +152,9 @@ def _stop_row(fixes: Sequence[Fix], a: int, b: int, closed: bool, p: Params) -> 
     }  # fmt: skip
 
 
-def fold(fixes: Sequence[Fix], p: Params, *, resume: bool, in_trip: bool = False) -> tuple[list[dict], list[dict]]:
+def fold(
+    fixes: Sequence[Fix], p: Params, *, resume: bool, in_trip: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Trips and parking events of an ordered run of ok fixes (see the module docstring)."""
     if not fixes:
         return [], []
@@ -205,9 +208,10 @@ SELECT device_id, 'derived', mode, started_at, ended_at, closed, duration_s,
 """
 
 
-def _rows(cursor_rows: Iterable[tuple]) -> Iterator[tuple[int, list[Fix]]]:
+def _rows(cursor_rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[Fix]]]:
     """Group (device_id, …fix) rows, ordered by device, into per-device fix lists."""
-    device, fixes = None, []
+    device: Any = None  # the current row's device id, as the cursor gives it
+    fixes: list[Fix] = []
     for r in cursor_rows:
         if r[0] != device:
             if fixes:
@@ -218,7 +222,7 @@ def _rows(cursor_rows: Iterable[tuple]) -> Iterator[tuple[int, list[Fix]]]:
         yield device, fixes
 
 
-def _write(device_trips: list[dict], device_stops: list[dict]) -> None:
+def _write(device_trips: list[dict[str, Any]], device_stops: list[dict[str, Any]]) -> None:
     with bound_cursor() as cursor:
         if device_trips:
             cursor.execute(_TRIPS_INSERT, [json.dumps(device_trips)], prepare=True)
@@ -226,7 +230,7 @@ def _write(device_trips: list[dict], device_stops: list[dict]) -> None:
             cursor.execute(_STOPS_INSERT, [json.dumps(device_stops)], prepare=True)
 
 
-def _resume_point(cursor, device_id: int, lo: datetime, p: Params) -> tuple[datetime | None, bool]:
+def _resume_point(cursor: psycopg.Cursor[Any], device_id: int, lo: datetime, p: Params) -> tuple[datetime | None, bool]:
     """Where a re-fold may start: the end of the last closed trip far enough before `lo`, and whether the
     machine is still driving there (the trip was split) rather than stopped."""
     cursor.execute(
@@ -273,7 +277,7 @@ def trips_refold(*, los: dict[int, datetime]) -> None:
     reports_match(device_ids=list(los))
 
 
-def trips_rebuild(*, device_ids: Sequence[int] | None = None, progress=None) -> int:
+def trips_rebuild(*, device_ids: Sequence[int] | None = None, progress: Callable[[int], object] | None = None) -> int:
     """Replay: fold every (or these) device(s) from its first fix, streaming history once. Returns fixes read."""
     p = Params.current()
     where, params = ("h.device_id = ANY(%s)", [list(device_ids)]) if device_ids is not None else ("true", [])
@@ -284,8 +288,8 @@ def trips_rebuild(*, device_ids: Sequence[int] | None = None, progress=None) -> 
             else:
                 cursor.execute(f"DELETE FROM {table} WHERE source = 'derived' AND device_id = ANY(%s)", params)
     read = 0
-    trips: list[dict] = []
-    stops: list[dict] = []
+    trips: list[dict[str, Any]] = []
+    stops: list[dict[str, Any]] = []
     with connection.chunked_cursor() as cursor:
         cursor.execute(_OK_FIXES.format(where=where), params)
         for device_id, fixes in _rows(cursor):
@@ -343,7 +347,7 @@ def reports_refresh(*, keys: Sequence[tuple[int, datetime]]) -> None:
     keys = sorted({k for k in keys if k[0] is not None})
     if not keys:
         return
-    params = {"devices": [k[0] for k in keys], "starts": [k[1] for k in keys]}
+    params: dict[str, Any] = {"devices": [k[0] for k in keys], "starts": [k[1] for k in keys]}
     match = "(p.device_id, p.occurred_at) IN (SELECT * FROM unnest(%(devices)s::bigint[], %(starts)s::timestamptz[]))"
     with connection.cursor() as cursor:
         for table in ("state_trips", "state_parking_events"):
@@ -364,7 +368,9 @@ def reports_rebuild(*, device_ids: Sequence[int] | None = None) -> None:
     if device_ids is not None and not device_ids:
         return
     every = device_ids is None
-    where, params = ("true", {}) if every else ("p.device_id = ANY(%(devices)s)", {"devices": list(device_ids)})
+    where, params = (
+        ("true", {}) if device_ids is None else ("p.device_id = ANY(%(devices)s)", {"devices": list(device_ids)})
+    )
     with connection.cursor() as cursor:
         for table in ("state_trips", "state_parking_events"):
             scope = "" if every else " AND device_id = ANY(%(devices)s)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,8 @@ S = timedelta(seconds=1)
 
 def _chain(device_id, *legs):
     """Legs ("drive"|"stop", seconds, kwargs) one after another, each starting where the last ended."""
-    events, at, here = [], T0, None
+    events, at = [], T0
+    here: Any = None  # where the last leg ended, (lat, lng); passed on only once there is one
     for kind, seconds, kw in legs:
         if kind == "drive":
             leg = drive(device_id, at, seconds=seconds, **({"origin": here} if here else {}), **kw)
@@ -99,7 +101,12 @@ def test_it_ignores_a_bad_first_fix_for_distance(make_device, account):
 
 def test_it_refolds_a_buffered_burst_arriving_hours_late(make_device, account):
     in_order, late = make_device().id, make_device().id
-    legs = (("drive", 900, {}), ("stop", 900, {"ignition": False}), ("drive", 900, {}), ("stop", 600, {}))
+    legs: tuple[tuple[str, int, dict[str, Any]], ...] = (
+        ("drive", 900, {}),
+        ("stop", 900, {"ignition": False}),
+        ("drive", 900, {}),
+        ("stop", 600, {}),
+    )
     feed(_chain(in_order, *legs), account_id=account.id)
     events = _chain(late, *legs)
     burst = [e for e in events if T0 + 300 * S <= e.at < T0 + 1500 * S]

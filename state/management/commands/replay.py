@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 transaction.atomic(),
             ):
 
-                def progress(step: str, n: int, bar: tqdm = bar) -> None:
+                def progress(step: str, n: int, bar: tqdm[Any] = bar) -> None:
                     bar.set_postfix_str(step)
                     bar.update(n)
 
