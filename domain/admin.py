@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -23,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.http import urlencode
 from django.utils.translation import ngettext
+from django_stubs_ext import StrOrPromise, WithAnnotations
 from pghistory.models import Events
 
 from domain.models import (
@@ -57,7 +58,7 @@ class HistoryEntry:
     user: str
     reason: str
     url: str
-    changes: list[tuple[str, Any, Any]] = field(default_factory=list)
+    changes: list[tuple[StrOrPromise, Any, Any]] = field(default_factory=list)
 
 
 def _related_names(model: type[Model], events: list[Events]) -> dict[tuple[str, Any], str]:
@@ -67,7 +68,9 @@ def _related_names(model: type[Model], events: list[Events]) -> dict[tuple[str, 
         ids = {e.pgh_data.get(fk.attname) for e in events} | {
             value for e in events for value in (e.pgh_diff or {}).get(fk.attname, [])
         }
-        objects = fk.related_model._default_manager.in_bulk([i for i in ids if i is not None])
+        # A concrete relation's related_model is a model class once the app registry is ready ("self" resolved).
+        related = cast("type[Model]", fk.related_model)
+        objects = related._default_manager.in_bulk([i for i in ids if i is not None])
         names.update({(fk.attname, pk): str(obj) for pk, obj in objects.items()})
     return names
 
@@ -109,12 +112,14 @@ def object_history(obj: Model) -> list[HistoryEntry]:
     return entries
 
 
-class TrackedHistoryAdmin(admin.ModelAdmin):
+class TrackedHistoryAdmin[M: Model](admin.ModelAdmin[M]):
     """The admin's "History" page shows pghistory events instead of the admin's own LogEntry rows."""
 
     object_history_template = "admin/domain/object_history.html"
 
-    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         obj = self.get_object(request, unquote(object_id))
         extra: dict[str, Any] = {}
         if obj is not None and self.has_view_or_change_permission(request, obj):  # else super() refuses
@@ -129,12 +134,14 @@ class TrackedHistoryAdmin(admin.ModelAdmin):
 # --- Plate search ----------------------------------------------------------------------------------------
 
 
-class PlateSearchAdmin(TrackedHistoryAdmin):
+class PlateSearchAdmin[M: Model](TrackedHistoryAdmin[M]):
     """Search also matches the normalised plate: "kca-123a" or "kca 123a" finds KCA123A."""
 
     plate_lookup = "plate"
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[M], search_term: str
+    ) -> tuple[QuerySet[M], bool]:
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         try:
             plate = normalize_plate(search_term)
@@ -143,31 +150,37 @@ class PlateSearchAdmin(TrackedHistoryAdmin):
         return results | queryset.filter(**{f"{self.plate_lookup}__contains": plate}), may_have_duplicates
 
 
+class DeviceCount(TypedDict):
+    """The device count the account and vehicle lists annotate."""
+
+    device_count: int
+
+
 # --- Reference data --------------------------------------------------------------------------------------
 
 
 @admin.register(Account)
-class AccountAdmin(TrackedHistoryAdmin):
+class AccountAdmin(TrackedHistoryAdmin[Account]):
     list_display = ("name", "jimi_account", "api_node", "device_count", "created_at")
     list_filter = ("api_node",)
     search_fields = ("name", "jimi_account")
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         return super().get_queryset(request).annotate(device_count=Count("devices"))
 
     @admin.display(description="devices", ordering="device_count")
-    def device_count(self, obj: Account) -> int:
-        return obj.device_count  # type: ignore[attr-defined]
+    def device_count(self, obj: WithAnnotations[Account, DeviceCount]) -> int:
+        return obj.device_count
 
 
 @admin.register(CostCentre)
-class CostCentreAdmin(TrackedHistoryAdmin):
+class CostCentreAdmin(TrackedHistoryAdmin[CostCentre]):
     list_display = ("name", "code")
     search_fields = ("name", "code")
 
 
 @admin.register(AssignedCity)
-class AssignedCityAdmin(TrackedHistoryAdmin):
+class AssignedCityAdmin(TrackedHistoryAdmin[AssignedCity]):
     list_display = ("name", "country_code")
     list_filter = ("country_code",)
     search_fields = ("name",)
@@ -176,7 +189,7 @@ class AssignedCityAdmin(TrackedHistoryAdmin):
 # --- Vehicles and drivers --------------------------------------------------------------------------------
 
 
-class VehicleForm(forms.ModelForm):
+class VehicleForm(forms.ModelForm[Vehicle]):
     class Meta:
         model = Vehicle
         fields = ("plate", "model", "depot", "cost_centre", "assigned_city")
@@ -189,7 +202,7 @@ class VehicleForm(forms.ModelForm):
             raise ValidationError(str(exc)) from exc
 
 
-class VehicleDeviceInline(admin.TabularInline):
+class VehicleDeviceInline(admin.TabularInline[Device, Vehicle]):
     model = Device
     fields = ("imei", "name", "model", "account", "lifecycle")
     readonly_fields = fields
@@ -202,7 +215,7 @@ class VehicleDeviceInline(admin.TabularInline):
 
 
 @admin.register(Vehicle)
-class VehicleAdmin(PlateSearchAdmin):
+class VehicleAdmin(PlateSearchAdmin[Vehicle]):
     form = VehicleForm
     list_display = ("plate", "model", "depot", "cost_centre", "assigned_city", "device_count")
     list_filter = ("cost_centre", "assigned_city", "depot")
@@ -210,23 +223,23 @@ class VehicleAdmin(PlateSearchAdmin):
     search_fields = ("plate", "model", "depot")
     inlines = [VehicleDeviceInline]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Vehicle]:
         return super().get_queryset(request).annotate(device_count=Count("devices"))
 
     @admin.display(description="devices", ordering="device_count")
-    def device_count(self, obj: Vehicle) -> int:
-        return obj.device_count  # type: ignore[attr-defined]
+    def device_count(self, obj: WithAnnotations[Vehicle, DeviceCount]) -> int:
+        return obj.device_count
 
 
 @admin.register(Driver)
-class DriverAdmin(TrackedHistoryAdmin):
+class DriverAdmin(TrackedHistoryAdmin[Driver]):
     list_display = ("name", "phone", "hr_id", "licence_number", "active")
     list_filter = ("active",)
     search_fields = ("name", "phone", "hr_id")
 
 
 @admin.register(DriverAssignment)
-class DriverAssignmentAdmin(PlateSearchAdmin):
+class DriverAssignmentAdmin(PlateSearchAdmin[DriverAssignment]):
     # The model form validates the exclusion constraints, so an overlap is a form error, not a 500.
     plate_lookup = "vehicle__plate"
     list_display = ("driver", "vehicle", "start", "end", "note")
@@ -277,6 +290,7 @@ class DeviceImportForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # forms.Form.clean returns cleaned_data
         upload = cleaned.get("csv_file")
         if upload:
             try:
@@ -291,7 +305,7 @@ class DeviceImportForm(forms.Form):
 
 
 @admin.register(Device)
-class DeviceAdmin(PlateSearchAdmin):
+class DeviceAdmin(PlateSearchAdmin[Device]):
     plate_lookup = "vehicle__plate"
     change_list_template = "admin/domain/device/change_list.html"
     list_display = ("imei", "name", "model", "account", "plate", "lifecycle", "lifecycle_changed_at")
@@ -307,7 +321,7 @@ class DeviceAdmin(PlateSearchAdmin):
     def plate(self, obj: Device) -> str:
         return obj.vehicle.plate if obj.vehicle else ""
 
-    def save_model(self, request: HttpRequest, obj: Device, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Device, form: forms.ModelForm[Device], change: bool) -> None:
         if not change:
             return super().save_model(request, obj, form, change)
         # Never write the lifecycle columns from a change form loaded before an action moved them: the

@@ -6,6 +6,8 @@ parked, offline…) is derived from fixes at read time and never stored here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pghistory
 import pgtrigger
 from django.contrib.postgres.constraints import ExclusionConstraint
@@ -100,9 +102,9 @@ class Vehicle(models.Model):
     def __str__(self) -> str:
         return self.plate
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.plate = normalize_plate(self.plate)
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
 
 class Lifecycle(models.TextChoices):

@@ -249,6 +249,7 @@ class _DeviceImporter:
         if row.messages:
             row.action = RowAction.ERROR
             return row
+        assert account is not None  # an unknown account is one of the messages above
         try:
             with transaction.atomic():
                 self._apply(row, cells, account, plate)
@@ -283,7 +284,9 @@ class _DeviceImporter:
             raise ValidationError(f"already registered under account {device.account}; not moved")
         if device is not None and device.lifecycle == Lifecycle.DECOMMISSIONED:
             raise ValidationError("decommissioned; a decommissioned device is not updated")
-        changes = {key: cells[key] for key in ("model", "sim_number", "iccid", "name") if cells.get(key)}
+        changes: dict[str, Any] = {
+            key: cells[key] for key in ("model", "sim_number", "iccid", "name") if cells.get(key)
+        }
         if plate:
             vehicle, created = Vehicle.objects.get_or_create(plate=plate)
             if created:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Permission
+from django.contrib.auth.models import Permission, User
 
 from domain.models import Account, AssignedCity, CostCentre, Device, Driver, Vehicle
 
@@ -38,7 +38,7 @@ def make_city(name: str, country_code: str = "KE") -> AssignedCity:
     return AssignedCity.objects.create(name=name, country_code=country_code)
 
 
-def make_user(username: str = "clerk", *, superuser: bool = False, perms: tuple[str, ...] = ()) -> AbstractBaseUser:
+def make_user(username: str = "clerk", *, superuser: bool = False, perms: tuple[str, ...] = ()) -> User:
     """A staff user; `perms` as "app.codename"."""
     user = get_user_model().objects.create_user(username=username, password="pw", is_staff=True, is_superuser=superuser)
     for perm in perms:

@@ -85,6 +85,7 @@ def test_it_finds_drivers_and_assignments(clerk: Client) -> None:
 def test_it_filters_devices(clerk: Client, make_device: Callable[..., Device], account: Account) -> None:
     cc, city = make_cost_centre("Last mile"), make_city("Kisumu")
     on_kisumu = make_device(imei="860121060000001", plate="KCA123A")
+    assert on_kisumu.vehicle_id is not None
     Vehicle.objects.filter(pk=on_kisumu.vehicle_id).update(cost_centre=cc, assigned_city=city)
     _in_state(make_device(imei="860121060000002"), "active")
     make_device(imei="860121060000003", account=make_account(name="Kampala"))

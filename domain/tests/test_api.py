@@ -93,7 +93,7 @@ def test_it_refuses_a_nul_in_a_filter_instead_of_failing(client, reader, fleet):
     assert client.get(DEVICES, {"account": "a\x00b"}, **reader).status_code == 422
 
 
-def transition(client: Client, auth: dict[str, str], imei: str, to: str, reason: str = "installed") -> Any:
+def transition(client: Client, auth: dict[str, Any], imei: str, to: str, reason: str = "installed") -> Any:
     return client.post(f"{DEVICES}/{imei}/lifecycle", {"to": to, "reason": reason}, "application/json", **auth)
 
 
