@@ -32,7 +32,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 # Text a URL or a JSON body can carry (lone surrogates cannot be encoded at all).
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
 
 
 def inline_refs(schema: Any, components: dict[str, Any]) -> Any:

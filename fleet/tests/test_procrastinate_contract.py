@@ -256,7 +256,8 @@ def test_it_retries_through_the_retry_strategy_hook_the_role_implements() -> Non
     }, "BaseRetryStrategy.get_retry_decision(*, exception, job) changed: re-check TransientDatabaseRetry"
     assert {"id", "task_name", "attempts"} <= set(parameters(Job)), "Job lost a field fleet/roles.py reads"
 
-    decision = RetryDecision(retry_in={"seconds": 1.5})
+    # procrastinate types the seconds as int; the role's back-off passes a float, which this checks it takes.
+    decision = RetryDecision(retry_in={"seconds": 1.5})  # type: ignore[call-overload]  # a float, see above
     assert decision.retry_at is not None, "RetryDecision(retry_in=...) no longer sets retry_at"
     expected = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1.5)
     assert abs((decision.retry_at - expected).total_seconds()) < 5, "RetryDecision(retry_in=) means something else"
@@ -415,9 +416,9 @@ def test_it_notifies_the_channel_the_worker_listens_to(db: Any) -> None:
             with writer.transaction():
                 writer.execute("SELECT fleet_wake_once(%s, %s)", [PROBE_QUEUE, PROBE_TASK])
             notifies = list(listener.notifies(timeout=5, stop_after=1))
-            (job_id,) = writer.execute(
-                "SELECT id FROM procrastinate_jobs WHERE queue_name = %s", [PROBE_QUEUE]
-            ).fetchone()
+            row = writer.execute("SELECT id FROM procrastinate_jobs WHERE queue_name = %s", [PROBE_QUEUE]).fetchone()
+            assert row is not None, f"fleet_wake_once queued no job: {WAKE}"
+            (job_id,) = row
         finally:
             writer.execute("DELETE FROM procrastinate_jobs WHERE queue_name = %s", [PROBE_QUEUE])
 

@@ -88,8 +88,9 @@ def orm_writes(source: str, models: dict[str, str]) -> set[str]:
         target = node.func.value
         if node.func.attr in ORM_WRITES and (table := _manager_model(target, models)):
             tables.add(table)
-        if node.func.attr == "save" and isinstance(target, ast.Call) and getattr(target.func, "id", None) in models:
-            tables.add(models[target.func.id])
+        called = target.func if isinstance(target, ast.Call) else None
+        if node.func.attr == "save" and isinstance(called, ast.Name) and called.id in models:
+            tables.add(models[called.id])
     return tables
 
 

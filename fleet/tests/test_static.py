@@ -7,12 +7,13 @@ admin pages link to. Without static serving the admin is unstyled and its autoco
 from __future__ import annotations
 
 import re
+from typing import cast
 from unittest import mock
 
 import pytest
 import requests
 from django.conf import settings
-from django.contrib.staticfiles.storage import staticfiles_storage
+from django.contrib.staticfiles.storage import ManifestStaticFilesStorage, staticfiles_storage
 from django.core.handlers.wsgi import WSGIHandler
 from django.templatetags.static import static
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -50,7 +51,8 @@ def test_the_gateway_serves_the_admin_css_hashed_compressed_and_cached_for_long(
     max_age = int(re.search(r"max-age=(\d+)", cache).group(1))
     assert max_age >= YEAR_S
     assert "immutable" in cache
-    with staticfiles_storage.open(staticfiles_storage.stored_name("admin/css/base.css")) as source:
+    manifest = cast(ManifestStaticFilesStorage, staticfiles_storage)  # WhiteNoise's manifest storage (STORAGES)
+    with staticfiles_storage.open(manifest.stored_name("admin/css/base.css")) as source:
         assert response.content == source.read()
 
     plain = requests.get(gateway.base_url + base_css, headers={"Accept-Encoding": "identity"}, timeout=10)
