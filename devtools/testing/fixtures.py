@@ -34,9 +34,11 @@ def make_device(account: Account) -> Callable[..., Device]:
     def make(imei: str | None = None, plate: str | None = None, **kwargs: Any) -> Device:
         vehicle = Vehicle.objects.create(plate=plate) if plate else None
         return Device.objects.create(
-            imei=imei or f"86012106{next(counter):07d}", account=kwargs.pop("account", account),
-            vehicle=vehicle, **kwargs,
-        )  # fmt: skip
+            imei=imei or f"86012106{next(counter):07d}",
+            account=kwargs.pop("account", account),
+            vehicle=vehicle,
+            **kwargs,
+        )
 
     return make
 

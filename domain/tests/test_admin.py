@@ -172,8 +172,16 @@ def test_it_keeps_the_lifecycle_read_only_on_the_change_form(
 ) -> None:
     device = _in_state(make_device(imei="860121060000001"), "active")
     url = reverse("admin:domain_device_change", args=[device.pk])
-    form = {"imei": device.imei, "account": account.pk, "vehicle": "", "name": "Van 7", "model": "VL802",
-            "sim_number": "", "iccid": "", "lifecycle": "decommissioned"}  # fmt: skip
+    form = {
+        "imei": device.imei,
+        "account": account.pk,
+        "vehicle": "",
+        "name": "Van 7",
+        "model": "VL802",
+        "sim_number": "",
+        "iccid": "",
+        "lifecycle": "decommissioned",
+    }
 
     response = clerk.post(url, form)
 
@@ -242,8 +250,15 @@ def test_it_refuses_the_import_without_the_add_permission(db: Any, client: Clien
 
 def test_it_shows_who_changed_what_in_the_history(clerk: Client, make_device: Callable[..., Device]) -> None:
     device = make_device(imei="860121060000001", name="Van 7")
-    form = {"imei": device.imei, "account": device.account_id, "vehicle": "", "name": "Van 8", "model": "",
-            "sim_number": "", "iccid": ""}  # fmt: skip
+    form = {
+        "imei": device.imei,
+        "account": device.account_id,
+        "vehicle": "",
+        "name": "Van 8",
+        "model": "",
+        "sim_number": "",
+        "iccid": "",
+    }
     assert clerk.post(reverse("admin:domain_device_change", args=[device.pk]), form).status_code == 302
     clerk.post(DEVICES, {"action": "activate", ACTION_CHECKBOX_NAME: [device.pk], "confirm": "yes", "reason": "OPS-7"})
 
@@ -252,8 +267,10 @@ def test_it_shows_who_changed_what_in_the_history(clerk: Client, make_device: Ca
     assert page.status_code == 200
     activated, renamed, created = page.context["history_entries"]
     assert (renamed.user, renamed.url, renamed.changes) == (
-        "wanjiru", reverse("admin:domain_device_change", args=[device.pk]), [("name", "Van 7", "Van 8")]
-    )  # fmt: skip
+        "wanjiru",
+        reverse("admin:domain_device_change", args=[device.pk]),
+        [("name", "Van 7", "Van 8")],
+    )
     assert (activated.user, activated.reason) == ("wanjiru", "OPS-7")
     assert ("lifecycle", "provisioned", "active") in activated.changes
     assert (created.label, created.user) == ("insert", "")  # made by the fixture, outside any request

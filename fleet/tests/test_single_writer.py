@@ -43,9 +43,7 @@ SQL_WRITE = re.compile(
 )
 # A write whose table name is built at run time: allowed only in owner modules, which say which tables they mean.
 DYNAMIC_SQL_WRITE = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE)\s*\"?\s*[{+]", re.IGNORECASE)
-ORM_WRITES = {
-    "create", "bulk_create", "get_or_create", "update_or_create", "update", "delete", "bulk_update", "raw",
-}  # fmt: skip
+ORM_WRITES = {"create", "bulk_create", "get_or_create", "update_or_create", "update", "delete", "bulk_update", "raw"}
 
 
 def scanned_files() -> list[Path]:

@@ -34,24 +34,46 @@ def fleet_data(db, make_device):
 
     def trip(device, start, km, source="derived", matched=None):
         return Trip.objects.create(
-            device_id=device.id, source=source, started_at=start, ended_at=start + timedelta(minutes=30),
-            distance_m=km * 1000 if source == "derived" else None, reported_distance=km if source == "jimi" else None,
-            duration_s=1800, max_speed_kmh=60, avg_speed_kmh=30, idle_s=120, fixes=10,
-            start_point=Point(36.82, -1.29), end_point=Point(36.9, -1.3), matched_started_at=matched,
-        )  # fmt: skip
+            device_id=device.id,
+            source=source,
+            started_at=start,
+            ended_at=start + timedelta(minutes=30),
+            distance_m=km * 1000 if source == "derived" else None,
+            reported_distance=km if source == "jimi" else None,
+            duration_s=1800,
+            max_speed_kmh=60,
+            avg_speed_kmh=30,
+            idle_s=120,
+            fixes=10,
+            start_point=Point(36.82, -1.29),
+            end_point=Point(36.9, -1.3),
+            matched_started_at=matched,
+        )
 
     trip(dev_a, T0, 12.5)
     trip(dev_a, T0 + timedelta(hours=3), 7.5)
     trip(dev_b, T0 + timedelta(days=1), 20.0)
     trip(dev_a, T0 + timedelta(minutes=1), 12.0, source="jimi", matched=T0)  # the same trip, reported: not counted
     ParkingEvent.objects.create(
-        device_id=dev_a.id, source="derived", mode="idling", started_at=T0 + timedelta(minutes=40),
-        ended_at=T0 + timedelta(minutes=50), duration_s=600, point=Point(36.9, -1.3),
-    )  # fmt: skip
+        device_id=dev_a.id,
+        source="derived",
+        mode="idling",
+        started_at=T0 + timedelta(minutes=40),
+        ended_at=T0 + timedelta(minutes=50),
+        duration_s=600,
+        point=Point(36.9, -1.3),
+    )
     Alarm.objects.create(
-        parsed_id=1, device_id=dev_b.id, occurred_at=T0, received_at=T0, code="1", name="SOS alert",
-        normalised_name="sos", severity="critical", point=Point(36.8, -1.2),
-    )  # fmt: skip
+        parsed_id=1,
+        device_id=dev_b.id,
+        occurred_at=T0,
+        received_at=T0,
+        code="1",
+        name="SOS alert",
+        normalised_name="sos",
+        severity="critical",
+        point=Point(36.8, -1.2),
+    )
     return {"a": dev_a, "b": dev_b}
 
 

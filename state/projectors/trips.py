@@ -131,13 +131,21 @@ def _trip_row(fixes: Sequence[Fix], a: int, b: int, reason: str, p: Params) -> d
         fixes[j + 1].t - fixes[j].t for j in range(a, b) if fixes[j].ignition is True and not _moving(fixes[j], p)
     )
     return {
-        "started_at": fixes[a].at.isoformat(), "ended_at": fixes[b].at.isoformat(), "closed": reason != "open",
-        "end_reason": reason, "start_lat": fixes[a].lat, "start_lng": fixes[a].lng,
-        "end_lat": fixes[b].lat, "end_lng": fixes[b].lng,
-        "distance_m": round(distance, 3), "duration_s": duration, "idle_s": idle, "fixes": b - a + 1,
+        "started_at": fixes[a].at.isoformat(),
+        "ended_at": fixes[b].at.isoformat(),
+        "closed": reason != "open",
+        "end_reason": reason,
+        "start_lat": fixes[a].lat,
+        "start_lng": fixes[a].lng,
+        "end_lat": fixes[b].lat,
+        "end_lng": fixes[b].lng,
+        "distance_m": round(distance, 3),
+        "duration_s": duration,
+        "idle_s": idle,
+        "fixes": b - a + 1,
         "max_speed_kmh": max((f.speed or 0.0) for f in fixes[a : b + 1]),
         "avg_speed_kmh": round(distance / duration * 3.6, 3) if duration > 0 else 0.0,
-    }  # fmt: skip
+    }
 
 
 def _stop_row(fixes: Sequence[Fix], a: int, b: int, closed: bool, p: Params) -> dict[str, Any] | None:
@@ -146,10 +154,14 @@ def _stop_row(fixes: Sequence[Fix], a: int, b: int, closed: bool, p: Params) -> 
         return None
     known = [f.ignition for f in fixes[a : b + 1] if f.ignition is not None]
     return {
-        "started_at": fixes[a].at.isoformat(), "ended_at": fixes[b].at.isoformat(), "closed": closed,
-        "duration_s": duration, "lat": fixes[a].lat, "lng": fixes[a].lng,
+        "started_at": fixes[a].at.isoformat(),
+        "ended_at": fixes[b].at.isoformat(),
+        "closed": closed,
+        "duration_s": duration,
+        "lat": fixes[a].lat,
+        "lng": fixes[a].lng,
         "mode": "idling" if known and all(known) else "parking",
-    }  # fmt: skip
+    }
 
 
 def fold(

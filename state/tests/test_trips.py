@@ -32,9 +32,18 @@ def _chain(device_id, *legs):
 
 def test_it_keeps_stop_and_go_traffic_in_one_trip_and_counts_the_idling(make_device, account):
     d = make_device().id
-    feed(_chain(d, ("drive", 120, {}), ("stop", 60, {"ignition": True}), ("drive", 120, {}),
-                ("stop", 90, {"ignition": True}), ("drive", 120, {}), ("stop", 900, {"ignition": False})),
-         account_id=account.id)  # fmt: skip
+    feed(
+        _chain(
+            d,
+            ("drive", 120, {}),
+            ("stop", 60, {"ignition": True}),
+            ("drive", 120, {}),
+            ("stop", 90, {"ignition": True}),
+            ("drive", 120, {}),
+            ("stop", 900, {"ignition": False}),
+        ),
+        account_id=account.id,
+    )
     [trip] = trips_of(d)
     assert trip["closed"]
     assert 100 <= trip["idle_s"] <= 150  # the two stops (60 s + 90 s), measured between fixes
@@ -46,8 +55,16 @@ def test_it_keeps_stop_and_go_traffic_in_one_trip_and_counts_the_idling(make_dev
 
 def test_it_does_not_end_a_trip_for_ignition_off_at_a_light(make_device, account):
     d = make_device().id
-    feed(_chain(d, ("drive", 600, {}), ("stop", 120, {"ignition": False}), ("drive", 600, {}),
-                ("stop", 1200, {"ignition": False})), account_id=account.id)  # fmt: skip
+    feed(
+        _chain(
+            d,
+            ("drive", 600, {}),
+            ("stop", 120, {"ignition": False}),
+            ("drive", 600, {}),
+            ("stop", 1200, {"ignition": False}),
+        ),
+        account_id=account.id,
+    )
     assert len(trips_of(d)) == 1
 
 
@@ -152,8 +169,17 @@ def test_it_links_a_jimi_trip_report_to_the_derived_trip_and_counts_it_once(make
 
     d = make_device().id
     events = _chain(d, ("drive", 900, {}), ("stop", 900, {"ignition": False}))
-    report = Ev("trip_report", d, T0 + 20 * S, {"start_time": (T0 + 20 * S).isoformat(),
-                "end_time": (T0 + 880 * S).isoformat(), "distance": 8.6, "max_speed_kmh": 40})  # fmt: skip
+    report = Ev(
+        "trip_report",
+        d,
+        T0 + 20 * S,
+        {
+            "start_time": (T0 + 20 * S).isoformat(),
+            "end_time": (T0 + 880 * S).isoformat(),
+            "distance": 8.6,
+            "max_speed_kmh": 40,
+        },
+    )
     feed([*events, report], account_id=account.id)
     [derived] = trips_of(d)
     [reported] = trips_of(d, "jimi")

@@ -17,11 +17,20 @@ IMEIS = [f"86812024659{n:04d}" for n in range(80)]
 def gps_item(imei: str, at: datetime, i: int) -> dict[str, Any]:
     """A full IoT Hub /pushgps item, as the hub sends it."""
     return {
-        "deviceImei": imei, "gpsTime": at.strftime("%Y-%m-%d %H:%M:%S"),
-        "gateTime": (at + timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S"), "satelliteNum": 11,
-        "lat": -1.2921 + (i % 500) * 1e-4, "lng": 36.8219 + (i % 300) * 1e-4, "gpsMode": 0, "gpsSpeed": 42,
-        "direction": 187, "acc": 1, "postType": 1, "altitude": 1650, "distance": 1523400 + i * 10,
-    }  # fmt: skip
+        "deviceImei": imei,
+        "gpsTime": at.strftime("%Y-%m-%d %H:%M:%S"),
+        "gateTime": (at + timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S"),
+        "satelliteNum": 11,
+        "lat": -1.2921 + (i % 500) * 1e-4,
+        "lng": 36.8219 + (i % 300) * 1e-4,
+        "gpsMode": 0,
+        "gpsSpeed": 42,
+        "direction": 187,
+        "acc": 1,
+        "postType": 1,
+        "altitude": 1650,
+        "distance": 1523400 + i * 10,
+    }
 
 
 def pushgps_body(*, items: int, start: int = 0, base: datetime | None = None) -> str:

@@ -55,11 +55,18 @@ def _body(n: int, at: datetime) -> str:
     """One IoT Hub /pushgps item: device n % 80 driving north at ~50 km/h, dated now."""
     device, step = n % len(IMEIS), n // len(IMEIS)
     item = {
-        "deviceImei": IMEIS[device], "gpsTime": at.strftime("%Y-%m-%d %H:%M:%S"),
-        "gateTime": at.strftime("%Y-%m-%d %H:%M:%S"), "lat": -1.2921 + device * 0.01 + step * 0.0002,
-        "lng": 36.8219 + device * 0.01, "gpsSpeed": 50, "direction": 0, "satelliteNum": 11, "acc": 1,
-        "gpsMode": 0, "postType": 1,
-    }  # fmt: skip
+        "deviceImei": IMEIS[device],
+        "gpsTime": at.strftime("%Y-%m-%d %H:%M:%S"),
+        "gateTime": at.strftime("%Y-%m-%d %H:%M:%S"),
+        "lat": -1.2921 + device * 0.01 + step * 0.0002,
+        "lng": 36.8219 + device * 0.01,
+        "gpsSpeed": 50,
+        "direction": 0,
+        "satelliteNum": 11,
+        "acc": 1,
+        "gpsMode": 0,
+        "postType": 1,
+    }
     return urlencode({"token": BENCH_SECRET, "data_list": json.dumps([item])})
 
 

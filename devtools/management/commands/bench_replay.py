@@ -101,7 +101,12 @@ class Command(BaseCommand):
                 conn.execute("SET LOCAL session_replication_role = replica")
                 conn.execute(
                     GENERATE_SQL,
-                    {"devices": DEVICES, "events": events, "per_day": per_day, "account": account,
-                     "device_ids": device_ids},
-                )  # fmt: skip
+                    {
+                        "devices": DEVICES,
+                        "events": events,
+                        "per_day": per_day,
+                        "account": account,
+                        "device_ids": device_ids,
+                    },
+                )
             conn.execute("ANALYZE events_parsed")

@@ -84,19 +84,24 @@ class Command(BaseCommand):
             bench.manage("shell", "-c", CREATE_READER, url=url)
             port = bench.free_port()
             base = f"http://127.0.0.1:{port}"
-            with bench.role("gateway", "--no-wait", "--bind", f"127.0.0.1:{port}", url=url,
-                            RATE_LIMIT_DASHBOARDS_PER_MIN="0"):  # fmt: skip
+            with bench.role(
+                "gateway", "--no-wait", "--bind", f"127.0.0.1:{port}", url=url, RATE_LIMIT_DASHBOARDS_PER_MIN="0"
+            ):
                 bench.wait_http(base + "/health/gateway")
                 session = requests.Session()
                 session.headers["Authorization"] = "Bearer " + self._token(session, base)
                 cases: dict[str, tuple[str, dict[str, Any]]] = {
                     "live_100": ("/api/views/live", {"filters": json.dumps({"account": "small"})}),
                     "live_10000": ("/api/views/live", {}),
-                    "history_30d": ("/api/views/history", {
-                        "filters": json.dumps({"vehicle_numbers": [plate]}), "days": 30, "tolerance_m": 10}),
-                }  # fmt: skip
-                results = {name: self._time(session, base + path, params, opts["requests"])
-                           for name, (path, params) in cases.items()}  # fmt: skip
+                    "history_30d": (
+                        "/api/views/history",
+                        {"filters": json.dumps({"vehicle_numbers": [plate]}), "days": 30, "tolerance_m": 10},
+                    ),
+                }
+                results = {
+                    name: self._time(session, base + path, params, opts["requests"])
+                    for name, (path, params) in cases.items()
+                }
         for name, r in results.items():
             self.stdout.write(f"{name}: p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, {r['bytes']} bytes")
         out = {f"{name}_p{q}_ms": round(r[f"p{q}"], 1) for name, r in results.items() for q in (50, 95)}
