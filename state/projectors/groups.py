@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
 from state.models import Projector
 from state.projectors import devices, history, live, readings, trips
-from state.projectors.runner import Pending, projector_forget, projector_lock
+from state.projectors.runner import Fold, Pending, projector_forget, projector_lock
 
 REPORT_KINDS = ("trip_report", "parking_report")
 
@@ -51,7 +52,7 @@ def readings_fold(pending: Sequence[Pending]) -> None:
     devices.devices_refresh(device_ids=[p.device_id for p in pending])
 
 
-FOLDS: dict[str, Callable[[list[Pending]], None]] = {
+FOLDS: dict[str, Fold] = {
     Projector.POSITIONS: positions_fold,
     Projector.READINGS: readings_fold,
 }
@@ -73,10 +74,11 @@ class Scope:
     def whole(self) -> bool:
         return self.device_id is None and self.since is None and self.until is None
 
-    def where(self, alias: str = "p") -> tuple[str, dict]:
+    def where(self, alias: str = "p") -> tuple[str, dict[str, Any]]:
         """SQL condition (columns of `alias`, or bare with alias "") and its parameters."""
         a = f"{alias}." if alias else ""
-        clauses, params = ["true"], {}
+        clauses = ["true"]
+        params: dict[str, Any] = {}
         if self.device_id is not None:
             clauses.append(f"{a}device_id = %(scope_device)s")
             params["scope_device"] = self.device_id
@@ -95,7 +97,7 @@ def positions_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> i
     projector_forget(Projector.POSITIONS, *scope.where("q"))
     where, params = scope.where()
     lo, hi = _time_range(where, params, POSITIONS_KINDS)
-    if lo is not None:
+    if lo is not None and hi is not None:  # both or neither: the min and max of the same rows
         history.history_partitions_cover(lo=lo, hi=hi)
     if scope.since is None and scope.until is None:
         # Whole devices: verdicts in the same statement as the rebuild, trips folded from each first fix.
@@ -105,8 +107,9 @@ def positions_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> i
             where=where, params=params, delete_where=None if scope.whole else scope.where("h")[0]
         )
         progress("history", n)
-        device_ids = None if scope.whole else [scope.device_id]
-        if scope.whole:
+        # Here the scope is whole exactly when it names no device.
+        device_ids = None if scope.device_id is None else [scope.device_id]
+        if device_ids is None:
             live.live_positions_rebuild_all()
         else:
             live.live_positions_refresh(device_ids=device_ids)
@@ -157,14 +160,15 @@ def _device_windows(scope: Scope) -> dict[int, tuple[datetime, datetime]]:
     return windows
 
 
-def _time_range(where: str, params: dict, kinds: Sequence[str]) -> tuple[datetime | None, datetime | None]:
+def _time_range(where: str, params: dict[str, Any], kinds: Sequence[str]) -> tuple[datetime | None, datetime | None]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT min(p.occurred_at), max(p.occurred_at) FROM events_parsed p WHERE p.kind = ANY(%(kinds)s)"
             f" AND {where}",
             {**params, "kinds": list(kinds)},
         )
-        return cursor.fetchone()
+        bounds: tuple[datetime | None, datetime | None] = cursor.fetchone()  # an aggregate: one row
+        return bounds
 
 
 def readings_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> int:

@@ -354,7 +354,7 @@ SELECT DISTINCT ON (p.device_id, p.occurred_at, coalesce(p.payload->>'mode', 'pa
 """
 
 
-def reports_refresh(*, keys: Sequence[tuple[int, datetime]]) -> None:
+def reports_refresh(*, keys: Sequence[tuple[int | None, datetime]]) -> None:
     """Rewrite the reported rows of these (device, start) keys from the versions events_parsed holds now."""
     keys = sorted({k for k in keys if k[0] is not None})
     if not keys:
