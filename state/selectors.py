@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -114,7 +115,8 @@ def vehicle_states(
     """Operational state of every device in operation (decommissioned ones are out; suspended ones flagged)."""
     now = now or timezone.now()
     t = StateThresholds.current()
-    filters, params = "", {"decommissioned": Lifecycle.DECOMMISSIONED}
+    filters = ""
+    params: dict[str, Any] = {"decommissioned": Lifecycle.DECOMMISSIONED}
     if account_id is not None:
         filters += " AND d.account_id = %(account)s"
         params["account"] = account_id
