@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as replace_field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from django.conf import settings
@@ -22,7 +22,7 @@ from django.db import connection, transaction
 
 from domain.models import Device, Lifecycle
 from events.models import RawStatus
-from events.parsers import ParseError, ParseResult, parse_raw, parser_version
+from events.parsers import ParsedEvent, ParseError, ParseResult, parse_raw, parser_version
 from events.poison import Cleaned, error_text, isolate, json_needs_cleaning, pg_safe, text_pg_safe
 
 log = structlog.get_logger(__name__)
@@ -60,7 +60,7 @@ class _RowResult:
     row: RawRow
     status: str
     version: str
-    events: list = field(default_factory=list)
+    events: list[ParsedEvent] = field(default_factory=list)
     error: str = ""
 
 
@@ -186,10 +186,10 @@ ON CONFLICT (dedup_key, occurred_at) DO UPDATE
 """
 
 
-def _parsed_rows(results: Iterable[_RowResult], devices: dict[str, tuple[int, int]]) -> list[dict]:
+def _parsed_rows(results: Iterable[_RowResult], devices: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
     """Rows for _PARSED_INSERT. A duplicate inside the batch keeps its first occurrence: the same event twice
     in one statement would make ON CONFLICT DO UPDATE fail."""
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     seen: set[tuple[str, datetime]] = set()
     for res in results:
         raw_received = res.row.received_at.isoformat()
@@ -201,12 +201,18 @@ def _parsed_rows(results: Iterable[_RowResult], devices: dict[str, tuple[int, in
             device_id, account_id = devices.get(ev.imei, (None, None)) if ev.imei else (None, None)
             rows.append(
                 {
-                    "raw_id": res.row.id, "raw_received_at": raw_received, "kind": ev.kind,
-                    "account_id": account_id or res.row.account_id, "device_id": device_id,
-                    "occurred_at": ev.occurred_at.isoformat(), "received_at": raw_received,
-                    "parser_version": res.version, "payload": ev.payload, "dedup_key": ev.dedup_key,
+                    "raw_id": res.row.id,
+                    "raw_received_at": raw_received,
+                    "kind": ev.kind,
+                    "account_id": account_id or res.row.account_id,
+                    "device_id": device_id,
+                    "occurred_at": ev.occurred_at.isoformat(),
+                    "received_at": raw_received,
+                    "parser_version": res.version,
+                    "payload": ev.payload,
+                    "dedup_key": ev.dedup_key,
                 }
-            )  # fmt: skip
+            )
     return rows
 
 
@@ -237,7 +243,8 @@ def _stale_parsed_delete(results: Sequence[_RowResult]) -> int:
             " WHERE p.raw_id = u.raw_id AND NOT (p.dedup_key = ANY(%s::text[]))",
             [[r.row.id for r in results], [ev.dedup_key for r in results for ev in r.events]],
         )
-        return cursor.rowcount
+        deleted: int = cursor.rowcount
+        return deleted
 
 
 def _results_write(results: Sequence[_RowResult], *, replace: bool) -> None:
@@ -246,7 +253,8 @@ def _results_write(results: Sequence[_RowResult], *, replace: bool) -> None:
     for res in results:
         for ev in res.events:
             if ev.imei:
-                imeis.setdefault(ev.imei, res.row.account_id)
+                # A row without a source account has no events: _parse_one fails it.
+                imeis.setdefault(ev.imei, cast(int, res.row.account_id))
     devices = devices_resolve(imeis_by_account=imeis)
     if replace:
         _stale_parsed_delete(results)
@@ -330,9 +338,13 @@ def raw_events_reparse(*, rows: Sequence[RawRow]) -> ReparseOutcome:
         parsed = raw_rows_parse(rows, replace=True)
         after = _dedup_keys(ids)
     outcome = ReparseOutcome(
-        rows=len(rows), before=len(before), after=len(after), gained=len(after - before), lost=len(before - after),
+        rows=len(rows),
+        before=len(before),
+        after=len(after),
+        gained=len(after - before),
+        lost=len(before - after),
         failed=parsed.failed,
-    )  # fmt: skip
+    )
     log.info("parse.reparsed", **vars(outcome))
     return outcome
 
