@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from procrastinate.types import JSONDict
 
 from events.models import ParsedEvent, PushRejection, PushSource, RawEvent
 from events.reparse import raw_rows_reparse
@@ -27,15 +28,15 @@ REPARSE_INLINE_MAX = 20
 REPARSE_JOB_ROWS = 500
 
 
-class EstimatedCountPaginator(Paginator):
+class EstimatedCountPaginator(Paginator[Model]):
     """Counts from table statistics when unfiltered, and caps filtered counts: the log has millions of rows."""
 
     @cached_property
     def count(self) -> int:
-        query = self.object_list.query
-        if not query.where:
-            return self._estimate(self.object_list.model._meta.db_table)
-        return self.object_list[: COUNT_CAP + 1].count()
+        rows = cast("QuerySet[Model]", self.object_list)  # the admin paginates its changelist's queryset
+        if not rows.query.where:
+            return self._estimate(rows.model._meta.db_table)
+        return rows[: COUNT_CAP + 1].count()
 
     @staticmethod
     def _estimate(table: str) -> int:
@@ -71,7 +72,7 @@ def _pretty_body(body: bytes, content_type: str) -> str:
 
 
 @admin.register(RawEvent)
-class RawEventAdmin(admin.ModelAdmin):
+class RawEventAdmin(admin.ModelAdmin[RawEvent]):
     list_display = ["id", "received_at", "source", "source_kind", "push_kind", "status", "parsed_count", "error_head"]
     list_filter = [
         "status",
@@ -86,11 +87,24 @@ class RawEventAdmin(admin.ModelAdmin):
     date_hierarchy = None
     ordering = ["-received_at", "-id"]
     actions = ["reparse_selected"]
-    fields = [
-        "id", "received_at", "source", "source_kind", "push_kind", "remote_addr", "content_type", "headers",
-        "body_pretty", "status", "parser_version", "parsed_at", "parsed_count", "error", "parsed_events",
-    ]  # fmt: skip
-    readonly_fields = fields
+    readonly_fields = (
+        "id",
+        "received_at",
+        "source",
+        "source_kind",
+        "push_kind",
+        "remote_addr",
+        "content_type",
+        "headers",
+        "body_pretty",
+        "status",
+        "parser_version",
+        "parsed_at",
+        "parsed_count",
+        "error",
+        "parsed_events",
+    )
+    fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -138,9 +152,10 @@ class RawEventAdmin(admin.ModelAdmin):
             self.message_user(request, summary, messages.WARNING if outcome.failed else messages.SUCCESS)
             return
         chunks = [keys[i : i + REPARSE_JOB_ROWS] for i in range(0, len(keys), REPARSE_JOB_ROWS)]
-        reparse_rows.batch_defer(
-            *({"raw_ids": [k[0] for k in c], "received_at": [k[1].isoformat() for k in c]} for c in chunks)
-        )
+        jobs: list[JSONDict] = [
+            {"raw_ids": [k[0] for k in c], "received_at": [k[1].isoformat() for k in c]} for c in chunks
+        ]
+        reparse_rows.batch_defer(*jobs)
         self.message_user(request, f"{len(keys):,} rows queued for re-parse.", messages.SUCCESS)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RawEvent]:
@@ -148,7 +163,7 @@ class RawEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(ParsedEvent)
-class ParsedEventAdmin(admin.ModelAdmin):
+class ParsedEventAdmin(admin.ModelAdmin[ParsedEvent]):
     list_display = ["id", "kind", "device", "occurred_at", "received_at", "parser_version", "raw_id"]
     list_filter = ["kind", ("occurred_at", admin.DateFieldListFilter), ("account", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["=device__imei", "=raw_id"]
@@ -169,14 +184,14 @@ class ParsedEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(PushSource)
-class PushSourceAdmin(admin.ModelAdmin):
+class PushSourceAdmin(admin.ModelAdmin[PushSource]):
     list_display = ["name", "kind", "account", "enabled", "created_at"]
     list_filter = ["kind", "enabled", "account"]
     search_fields = ["name"]
 
 
 @admin.register(PushRejection)
-class PushRejectionAdmin(admin.ModelAdmin):
+class PushRejectionAdmin(admin.ModelAdmin[PushRejection]):
     list_display = ["minute", "source_name", "reason", "count"]
     list_filter = ["reason", "source_name"]
     ordering = ["-minute"]
