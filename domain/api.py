@@ -73,8 +73,9 @@ def device_lifecycle_change(request: HttpRequest, imei: Path[ImeiText], payload:
     device = Device.objects.select_related("account", "vehicle").filter(imei=imei).first()
     if device is None:
         return Status(404, {"detail": f"no device with IMEI {imei}", "code": "not_found"})
+    user = request.auth.user  # type: ignore[attr-defined]  # ninja sets request.auth on authentication
     try:
-        device = device_transition(device=device, to=payload.to, reason=payload.reason, user=request.auth.user)
+        device = device_transition(device=device, to=payload.to, reason=payload.reason, user=user)
     except LifecycleTransitionError as exc:
         return Status(409, {"detail": str(exc), "code": "lifecycle_refused"})
     return Status(200, device)
