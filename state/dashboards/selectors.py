@@ -76,9 +76,11 @@ class ViewFilters:
 
     def where(self) -> tuple[str, dict[str, Any]]:
         return identity_where(
-            cost_centres=self.cost_centres, assigned_cities=self.assigned_cities,
-            vehicle_numbers=self.vehicle_numbers, accounts=self.accounts,
-        )  # fmt: skip
+            cost_centres=self.cost_centres,
+            assigned_cities=self.assigned_cities,
+            vehicle_numbers=self.vehicle_numbers,
+            accounts=self.accounts,
+        )
 
 
 def identity_where(
@@ -157,7 +159,8 @@ def live_vehicle_rows(
         if origin is not None:  # nearest first (the dispatch view)
             query = f"SELECT * FROM ({query}) AS live ORDER BY distance_m NULLS LAST"
         cursor.execute(query, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
 
 def _local(moment: datetime | None) -> str | None:
@@ -175,9 +178,14 @@ def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds) -> dict
      fix_ignition, lat, lng, heartbeat_epoch, hb_ignition, driver, device_time, age_s, distance_m) = row  # fmt: skip
     fix_at = _moment(fix_epoch)
     state = operational_state(
-        fix_at=fix_at, fix_speed_kmh=speed, fix_ignition=fix_ignition, heartbeat_at=_moment(heartbeat_epoch),
-        heartbeat_ignition=hb_ignition, now=now, t=t,
-    )  # fmt: skip
+        fix_at=fix_at,
+        fix_speed_kmh=speed,
+        fix_ignition=fix_ignition,
+        heartbeat_at=_moment(heartbeat_epoch),
+        heartbeat_ignition=hb_ignition,
+        now=now,
+        t=t,
+    )
     freshness = freshness_class(fix_at=fix_at, now=now, t=t)
     suspended = lifecycle == Lifecycle.SUSPENDED
     classes = f"vehicle state-{state} fresh-{freshness}" + (" suspended" if suspended else "")
@@ -293,7 +301,7 @@ def history_view(
         cursor.execute(_HISTORY_DEVICES.format(filters=conditions), params)
         devices = {r[0]: {"imei": r[1], "plate": r[2]} for r in cursor.fetchall()}
         ids = list(devices)
-        window = {"devices": ids, "since": since, "until": until, "tolerance": tolerance_m}
+        window: dict[str, Any] = {"devices": ids, "since": since, "until": until, "tolerance": tolerance_m}
         cursor.execute(_TRIPS, window)
         trips = cursor.fetchall()
         cursor.execute(
@@ -334,24 +342,38 @@ def history_view(
 
 
 def _point(lat: float | None, lng: float | None) -> dict[str, Any] | None:
-    return None if lat is None else {"type": "Point", "coordinates": [round(lng, 6), round(lat, 6)]}
+    # A point's latitude and longitude are both there or both missing.
+    return None if lat is None or lng is None else {"type": "Point", "coordinates": [round(lng, 6), round(lat, 6)]}
 
 
 def _feature_of(geometry: dict[str, Any] | None, **properties: Any) -> dict[str, Any]:
     return {"type": "Feature", "geometry": geometry, "properties": properties}
 
 
-def _history_features(devices: dict, trips: list, stops: list, alarms: list) -> list[dict[str, Any]]:
+def _history_features(
+    devices: dict[int, dict[str, Any]],
+    trips: list[tuple[Any, ...]],
+    stops: list[tuple[Any, ...]],
+    alarms: list[tuple[Any, ...]],
+) -> list[dict[str, Any]]:
     features: list[dict[str, Any]] = []
     for device_id, source, start, end, dist, dur, idle, vmax, slat, slng, elat, elng, line in trips:
         who = {"device_id": device_id, "plate": devices[device_id]["plate"], "imei": devices[device_id]["imei"]}
         features.append(
             _feature_of(
-                json.loads(line) if line else None, kind="trip", style_class="trip", source=source, **who,
-                started_at=_local(start), ended_at=_local(end), distance_km=round((dist or 0) / 1000, 3),
-                duration_s=dur, idle_s=idle, max_speed_kmh=vmax,
+                json.loads(line) if line else None,
+                kind="trip",
+                style_class="trip",
+                source=source,
+                **who,
+                started_at=_local(start),
+                ended_at=_local(end),
+                distance_km=round((dist or 0) / 1000, 3),
+                duration_s=dur,
+                idle_s=idle,
+                max_speed_kmh=vmax,
             )
-        )  # fmt: skip
+        )
         features.append(
             _feature_of(_point(slat, slng), kind="trip_start", style_class="trip-start", at=_local(start), **who)
         )
@@ -359,17 +381,31 @@ def _history_features(devices: dict, trips: list, stops: list, alarms: list) -> 
     for device_id, mode, start, end, dur, lat, lng in stops:
         features.append(
             _feature_of(
-                _point(lat, lng), kind="stop", style_class=f"stop stop-{mode}", mode=mode, device_id=device_id,
-                plate=devices[device_id]["plate"], started_at=_local(start), ended_at=_local(end), duration_s=dur,
+                _point(lat, lng),
+                kind="stop",
+                style_class=f"stop stop-{mode}",
+                mode=mode,
+                device_id=device_id,
+                plate=devices[device_id]["plate"],
+                started_at=_local(start),
+                ended_at=_local(end),
+                duration_s=dur,
             )
-        )  # fmt: skip
+        )
     for device_id, at, code, name, severity, lat, lng in alarms:
         features.append(
             _feature_of(
-                _point(lat, lng), kind="alarm", style_class=f"alarm alarm-{severity}", device_id=device_id,
-                plate=devices[device_id]["plate"], at=_local(at), code=code, name=name, severity=severity,
+                _point(lat, lng),
+                kind="alarm",
+                style_class=f"alarm alarm-{severity}",
+                device_id=device_id,
+                plate=devices[device_id]["plate"],
+                at=_local(at),
+                code=code,
+                name=name,
+                severity=severity,
             )
-        )  # fmt: skip
+        )
     return features
 
 
@@ -396,12 +432,16 @@ def dispatch_view(
         "origin": {"lat": lat, "lng": lng},
         "vehicles": len(nearest),
         "available": sum(1 for f in nearest if f["properties"]["available"]),
-        "nearest_available_m": next((f["properties"]["distance_m"] for f in nearest if f["properties"]["available"]),
-                                    None),
+        "nearest_available_m": next(
+            (f["properties"]["distance_m"] for f in nearest if f["properties"]["available"]), None
+        ),
         "generated_at": _local(now),
-    }  # fmt: skip
-    origin = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lng, lat]},
-              "properties": {"kind": "origin", "style_class": "dispatch-origin"}}  # fmt: skip
+    }
+    origin = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lng, lat]},
+        "properties": {"kind": "origin", "style_class": "dispatch-origin"},
+    }
     return {
         "summary": summary,
         "geojson": {"type": "FeatureCollection", "features": [origin, *nearest]},
@@ -417,14 +457,23 @@ def overview_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[
     for feature in live["geojson"]["features"]:
         p = feature["properties"]
         key = p["cost_centre"] or "(none)"
-        group = groups.setdefault(key, {"cost_centre": p["cost_centre"], "colour": p["cost_centre_colour"],
-                                        "vehicles": 0, "by_state": Counter(), "by_freshness": Counter()})  # fmt: skip
+        group = groups.setdefault(
+            key,
+            {
+                "cost_centre": p["cost_centre"],
+                "colour": p["cost_centre_colour"],
+                "vehicles": 0,
+                "by_state": Counter(),
+                "by_freshness": Counter(),
+            },
+        )
         group["vehicles"] += 1
         group["by_state"][p["operational_state"]] += 1
         group["by_freshness"][p["freshness"]] += 1
     device_ids = [f["properties"]["device_id"] for f in live["geojson"]["features"]]
-    local_midnight = now.astimezone(ZoneInfo(settings.DISPLAY_TIME_ZONE)).replace(hour=0, minute=0, second=0,
-                                                                                   microsecond=0)  # fmt: skip
+    local_midnight = now.astimezone(ZoneInfo(settings.DISPLAY_TIME_ZONE)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*), coalesce(sum(t.distance_m), 0), coalesce(sum(t.duration_s), 0) FROM state_trips t"
@@ -440,10 +489,16 @@ def overview_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[
         alarms = dict(cursor.fetchall())
     summary = {
         **live["summary"],
-        "today": {"trips": trips, "distance_km": round(metres / 1000, 3), "driving_s": round(seconds),
-                  "since": _local(local_midnight)},
+        "today": {
+            "trips": trips,
+            "distance_km": round(metres / 1000, 3),
+            "driving_s": round(seconds),
+            "since": _local(local_midnight),
+        },
         "alarms_24h": {s: alarms.get(s, 0) for s in ("critical", "warning", "info")},
-        "cost_centres": [{**g, "by_state": dict(g["by_state"]), "by_freshness": dict(g["by_freshness"])}
-                         for _, g in sorted(groups.items())],
-    }  # fmt: skip
+        "cost_centres": [
+            {**g, "by_state": dict(g["by_state"]), "by_freshness": dict(g["by_freshness"])}
+            for _, g in sorted(groups.items())
+        ],
+    }
     return {"summary": summary, "geojson": live["geojson"], "slo_status": live["slo_status"]}
