@@ -33,16 +33,17 @@ migrate: bootstrap
 run: bootstrap
 	@bin/run
 
-## make test — set up everything, then lint and the whole test suite against real PostGIS.
+## make test — set up everything, then lint, type-check and the whole test suite against real PostGIS.
 test: bootstrap-dev
 	$(ensure_db)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
 	@$(PY) manage.py makemigrations --check --dry-run -v 0 || (echo "model changes without a migration" >&2; exit 1)
 	@$(VENV)/bin/pytest $(PYTEST_ARGS); s=$$?; if [[ $$s -eq 5 ]]; then echo "pytest collected no tests" >&2; fi; exit $$s
 
 lint: bootstrap-dev
-	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 format: bootstrap-dev
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
