@@ -1,7 +1,7 @@
 """The domain's API routers. Scopes are declared where fleet/api.py mounts them (the domain cannot import fleet):
 
 - `router`: reads of business identity (mounted with read:fleet);
-- `admin_router`: lifecycle transitions and provisioning (mounted with admin:fleet, seed §7).
+- `admin_router`: lifecycle transitions and provisioning (mounted with admin:fleet).
 
 In a handler, `request.auth` is the caller (fleet.auth.Principal: `.user`, `.scopes`).
 """

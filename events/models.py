@@ -113,8 +113,8 @@ class RawEvent(models.Model):
                 level=pgtrigger.Statement,
                 func="PERFORM fleet_refuse_truncate(TG_TABLE_NAME); RETURN NULL;",
             ),
-            # Wake the parser (§2.8). Deferred to commit and acting once per transaction, so the job and its
-            # NOTIFY exist only once the rows are visible; see events/sql/wake.sql for the race it closes.
+            # Wake the parser. Deferred to commit and acting once per transaction, so the job and its NOTIFY exist only
+            # once the rows are visible; see events/sql/wake.sql for the race it closes (and docs/architecture.md).
             pgtrigger.Trigger(
                 name="events_raw_wake_parser",
                 when=pgtrigger.After,
@@ -198,7 +198,7 @@ class PushRejection(models.Model):
 
 
 class ContractCheck(models.Model):
-    """One run of the daily contract check: did Jimi's responses still match our parser models? (§2.2)"""
+    """One run of the daily contract check: did Jimi's responses still match our parser models?"""
 
     checked_at = models.DateTimeField()
     account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL)

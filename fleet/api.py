@@ -3,7 +3,7 @@
 Every operation declares a scope (fleet/auth.py): the mounts below are the table of who may call what. A router
 of an app (which cannot import fleet) gets its scope and rate-limit group at its mount; an operation defined in
 fleet/ may also pass `auth=require(...)` itself. Anything undeclared falls to `UNDECLARED` (admin:fleet only),
-and fleet/tests/test_auth_matrix.py fails on it. The view endpoints (seed §7) are mounted so:
+and fleet/tests/test_auth_matrix.py fails on it. The view endpoints are mounted so:
 
     api.add_router("/views/", dashboards_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
 
@@ -101,7 +101,7 @@ api = FleetAPI(
 api.add_router("/fleet/", domain_api.router, auth=require(READ_FLEET))
 api.add_router("/fleet/", domain_api.admin_router, auth=require(ADMIN_FLEET))
 
-# Every /api/views/* operation: read:fleet, and RATE_LIMIT_DASHBOARDS_PER_MIN per client IP (seed §7).
+# Every /api/views/* operation: read:fleet, and RATE_LIMIT_DASHBOARDS_PER_MIN per client IP.
 api.add_router("/views/", dashboards_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
 api.add_router("/slo/", slo_api.router, auth=require(READ_FLEET))
 api.add_router("/reports/", ops_api.reports_router, auth=require(READ_FLEET))

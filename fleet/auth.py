@@ -1,4 +1,4 @@
-"""Authentication and scopes (seed §7): JWT bearer tokens and Django sessions, one set of scopes, deny by default.
+"""Authentication and scopes: JWT bearer tokens and Django sessions, one set of scopes, deny by default.
 
 Scopes. `read:fleet` (every dashboard and fleet read), `write:ops` (driver assignments, alarm acks, service
 log, admin actions on operational records), `admin:fleet` (lifecycle transitions, device provisioning, audit).

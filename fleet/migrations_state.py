@@ -1,4 +1,4 @@
-"""Whether every migration is applied: the probe the gateway and cron roles wait on before serving (§13)."""
+"""Whether every migration is applied: the probe the gateway and cron roles wait on before serving."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The three roles of the one image: gateway, worker, cron (§2.3). Start-up of the procrastinate-based ones."""
+"""The three roles of the one image: gateway, worker, cron (docs/architecture.md). Start-up and supervision of the
+procrastinate-based ones."""
 
 from __future__ import annotations
 

@@ -269,7 +269,7 @@ REST_FRAMEWORK = {
 # answer 429 with Retry-After until the window ends.
 LOGIN_FAILURES_MAX = env.int("LOGIN_FAILURES_MAX", default=5)
 LOGIN_FAILURES_WINDOW_S = env.int("LOGIN_FAILURES_WINDOW_S", default=900)
-# Rate limits (seed section 7); where each is enforced: fleet/ratelimit.py. 0 turns one off.
+# Rate limits; where each is enforced: fleet/ratelimit.py (the push limit: events/ratelimit.py). 0 turns one off.
 RATE_LIMIT_DASHBOARDS_PER_MIN = env.int("RATE_LIMIT_DASHBOARDS_PER_MIN", default=60)
 RATE_LIMIT_ROUTES_PER_MIN = env.int("RATE_LIMIT_ROUTES_PER_MIN", default=10)
 RATE_LIMIT_PUSH_PER_MIN = env.int("RATE_LIMIT_PUSH_PER_MIN", default=1000)

@@ -6,7 +6,7 @@ from django.db import models
 
 
 class RouteRequest(models.Model):
-    """One call of the routing endpoint: when, how long, whether a route was found (§9, route_p95_ms)."""
+    """One call of the routing endpoint: when, how long, whether a route was found (the route_p95_ms SLO)."""
 
     requested_at = models.DateTimeField()
     duration_ms = models.FloatField()

@@ -1,4 +1,4 @@
-"""Commitments: SLO targets and every operational threshold, as rows (§2.5, §10).
+"""Commitments: SLO targets and every operational threshold, as rows.
 
 One UPDATE of a row changes behaviour everywhere within SLO_TARGET_CACHE_S, without a restart; a change to a
 threshold that shapes derived state (trip parameters, fix-quality limits) is applied to history by replay.

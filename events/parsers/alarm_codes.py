@@ -1,4 +1,4 @@
-"""Alarm names and severities, from the TrackSolid Pro appendix "Device alarm type" (API.md §3).
+"""Alarm names and severities, from the TrackSolid Pro appendix "Device alarm type" (docs/jimi.md, "Alarm codes").
 
 Device alarms carry numeric ids, platform alarms English text ids; push (`alarmType`), alarm.list
 (`alertTypeId`) and IoT Hub (`msg.alertType`, msgClass 0) share them. JT/T 808 devices (IoT Hub
@@ -46,7 +46,7 @@ NUMERIC_ALARMS = {
     "259": "Fence out (WIFI)", "260": "Long stillness", "261": "Exercise start", "262": "Exercise stop",
     "263": "LTE jamming detected", "266": "LTE jamming ended", "267": "GPS jamming detected",
     "268": "GPS jamming ended",
-    # ACC is "ACC_ON"/"ACC_OFF" in the appendix but 1002/1001 in the official alarm.list example (§3).
+    # ACC is "ACC_ON"/"ACC_OFF" in the appendix but 1002/1001 in the official alarm.list example.
     "1001": "ACC Off", "1002": "ACC On",
 }  # fmt: skip
 

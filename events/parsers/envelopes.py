@@ -1,4 +1,4 @@
-"""Body → items: the transport envelopes (API.md §2), and the loop that turns items into a ParseResult."""
+"""Body → items: the transport envelopes (docs/jimi.md), and the loop that turns items into a ParseResult."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Lenient coercions for Jimi's drifting field types, as pydantic `Annotated` types.
 
-Jimi sends the same field as a number in one method and a string in another (API.md §5 Q2/Q3), spells
+Jimi sends the same field as a number in one method and a string in another (docs/jimi.md, Q2/Q3), spells
 booleans four ways, and writes times in three formats (Q1, Q12). Every coercer raises ValueError with a
 message that quotes the bad value; the item loop turns that into "item 3: lat: not a number 'abc'".
 Blank values ("" or null) mean "not reported" for optional fields.

@@ -30,7 +30,7 @@ def heartbeat_event(heartbeat: Heartbeat) -> ParsedEvent:
 
 
 def alarm_event(alarm: Alarm) -> ParsedEvent:
-    # TSP push and alarm.list share alarm ids, so the same alarm seen by both dedups (API.md §2.1 advice).
+    # TSP push and alarm.list share alarm ids, so the same alarm seen by both dedups (docs/jimi.md, "Duplicates").
     payload = alarm.model_dump(mode="json")
     return make_event("alarm", alarm.imei, payload, device_time=alarm.alarm_time, key=(alarm.code, alarm.cleared))
 

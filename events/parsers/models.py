@@ -34,7 +34,7 @@ from events.parsers.items import DEVICE_IMEI, ItemModel
 
 
 class PositionFix(ItemModel):
-    """kind position_fix. Aliases here are the IoT Hub /pushgps names (API.md §2.2)."""
+    """kind position_fix. Aliases here are the IoT Hub /pushgps names (docs/jimi.md)."""
 
     imei: Imei = Field(exclude=True, validation_alias=DEVICE_IMEI)
     gps_time: Time = Field(exclude=True, validation_alias="gpsTime")
@@ -138,7 +138,7 @@ class DeviceMeta(ItemModel):
     imei: Imei = Field(exclude=True, validation_alias=DEVICE_IMEI)
     gate_time: OptTime = Field(None, exclude=True, validation_alias="gateTime")
     meta_type: Annotated[Literal["iccid", "vin"], BeforeValidator(to_lower_text)] = Field(validation_alias="type")
-    # Where the value sits in these items is not documented (API.md §7): try the obvious places.
+    # Where the value sits in these items is not documented by Jimi: try the obvious places.
     value: OptText = Field(
         None,
         validation_alias=AliasChoices(*META_FIELDS, *(AliasPath("msg", name) for name in META_FIELDS)),

@@ -1,4 +1,4 @@
-"""TrackSolid Pro Open API push: form `msgType` + `data` (one JSON object as a string), API.md §2.1.
+"""TrackSolid Pro Open API push: form `msgType` + `data` (one JSON object as a string); docs/jimi.md.
 
 push_kind is the msgType. Only two exist: `jimi.push.device.alarm` and `jimi.open.instruction.raw.receive`;
 anything else becomes `unsupported` events.

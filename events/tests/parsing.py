@@ -1,4 +1,4 @@
-"""Helpers for the parser tests: build raw bodies the way each source sends them (API.md §6)."""
+"""Helpers for the parser tests: build raw bodies the way each source sends them (docs/jimi.md)."""
 
 from __future__ import annotations
 

@@ -91,7 +91,7 @@ def test_it_marks_non_utf8_bytes_failed(client, iothub_source, worker):
 
 
 def test_it_wakes_for_rows_committed_while_a_drain_runs(iothub_source, worker):
-    """The race MEASURED.md describes: rows inserted while a todo job exists must not wait for the sweep."""
+    """The wake-up race (docs/architecture.md): rows inserted while a todo job exists must not wait for the sweep."""
     wait_until(lambda: _listening(), timeout=20)
     body = urlencode({"token": IOTHUB_SECRET, "data_list": json.dumps([gps(1)])}).encode()
     for _ in range(200):

@@ -1,4 +1,4 @@
-"""IoT Hub pushes (token + data_list), built from API.md §6 S7/S8."""
+"""IoT Hub pushes (token + data_list), built from Jimi's documented IoT Hub examples (docs/jimi.md)."""
 
 from __future__ import annotations
 

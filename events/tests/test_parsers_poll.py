@@ -1,4 +1,4 @@
-"""Open API poll responses (source jimi-poll), built from API.md §6 S2-S4, S6."""
+"""Open API poll responses (source jimi-poll), built from Jimi's documented response examples (docs/jimi.md)."""
 
 from __future__ import annotations
 

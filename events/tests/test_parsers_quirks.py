@@ -1,4 +1,4 @@
-"""Every Jimi quirk of API.md §5, one test each, built from the §6 samples."""
+"""Every Jimi quirk (Q1-Q12 in docs/jimi.md), one test each, built from Jimi's documented examples."""
 
 from __future__ import annotations
 

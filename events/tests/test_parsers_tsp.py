@@ -1,4 +1,4 @@
-"""TrackSolid Pro push (msgType + data), built from API.md §6 S5."""
+"""TrackSolid Pro push (msgType + data), built from Jimi's documented alarm push example (docs/jimi.md)."""
 
 from __future__ import annotations
 

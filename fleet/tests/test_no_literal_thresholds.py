@@ -1,4 +1,4 @@
-"""No threshold is a literal in code (ARCHITECTURE invariant, §2.5): the numbers that decide behaviour are rows
+"""No threshold is a literal in code (an invariant: docs/architecture.md): the numbers that decide behaviour are rows
 of slo_targets (read through slo.thresholds.threshold) or typed settings."""
 
 from __future__ import annotations

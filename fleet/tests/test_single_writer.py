@@ -1,4 +1,4 @@
-"""Each state table has exactly one writer (ARCHITECTURE.md, invariants): the source is scanned for writes.
+"""Each state table has exactly one writer (an invariant: docs/architecture.md): the source is scanned for writes.
 
 SQL writes (INSERT INTO / UPDATE / DELETE FROM / TRUNCATE / COPY naming a state_* table) and ORM writes on the
 state models (`Model.objects.create/update/delete/...`) are allowed only in the module that owns the table.

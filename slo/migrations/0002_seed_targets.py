@@ -1,4 +1,4 @@
-"""The seed's five SLOs (§10) and every operational threshold that would otherwise be a literal in code
+"""The five SLOs and every operational threshold that would otherwise be a literal in code
 (the list lives in slo/seed.py, which also re-seeds after each migrate)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Contracts of the view endpoints (§7): {summary, geojson, slo_status}, render-ready."""
+"""Contracts of the view endpoints: {summary, geojson, slo_status}, render-ready."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The view contracts (§2.7, §7): one function per view returns a complete, render-ready payload
+"""The view contracts: one function per view returns a complete, render-ready payload
 {summary, geojson, slo_status}. All state logic, the palette, plate tails, EAT times and counting happen here;
 the pages only paint. The rule "a vehicle with several devices shows once" lives in `live_vehicle_rows` only.
 """
@@ -43,7 +43,7 @@ def cost_centre_colour(name: str | None) -> str:
 
 @dataclass(frozen=True)
 class ViewFilters:
-    """The one filter object of every view (§7: adding a filter is one change here, no signature break)."""
+    """The one filter object of every view (adding a filter is one change here, no signature break)."""
 
     cost_centres: tuple[str, ...] = ()
     assigned_cities: tuple[str, ...] = ()

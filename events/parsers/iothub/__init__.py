@@ -1,4 +1,4 @@
-"""Jimi IoT Hub pushes: form `token` + `data_list`, one URL path per type (API.md §2.2).
+"""Jimi IoT Hub pushes: form `token` + `data_list`, one URL path per type (docs/jimi.md, "IoT Hub push").
 
 push_kind is the path the hub posted to (`pushgps`, `pushalarm`, …); paths without a parser become
 `unsupported` events.

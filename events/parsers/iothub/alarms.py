@@ -1,4 +1,4 @@
-"""IoT Hub /pushalarm → alarm; its ICCID/VIN updates → device_meta (there is no /pushiccid, API.md §2.2)."""
+"""IoT Hub /pushalarm → alarm; its ICCID/VIN updates → device_meta (there is no /pushiccid; docs/jimi.md, "Paths")."""
 
 from __future__ import annotations
 

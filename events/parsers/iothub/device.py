@@ -1,4 +1,4 @@
-"""IoT Hub /pushevent → device_event, /pushlbs → lbs (API.md §2.2)."""
+"""IoT Hub /pushevent → device_event, /pushlbs → lbs (docs/jimi.md, "Paths")."""
 
 from __future__ import annotations
 

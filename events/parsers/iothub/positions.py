@@ -1,4 +1,4 @@
-"""IoT Hub /pushgps → position_fix, /pushhb → heartbeat (API.md §2.2, samples S7/S8)."""
+"""IoT Hub /pushgps → position_fix, /pushhb → heartbeat (docs/jimi.md, "Paths")."""
 
 from __future__ import annotations
 

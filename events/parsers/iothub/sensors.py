@@ -1,4 +1,4 @@
-"""IoT Hub pushes whose field lists were never published (API.md §7): /pushobd, /pushfaultinfo, /pushoil,
+"""IoT Hub pushes whose field lists were never published (docs/jimi.md): /pushobd, /pushfaultinfo, /pushoil,
 /pushtem, /pushtripreport. Parsed defensively: imei and a time are required, recognised fields are read
 leniently, and every field the device sent is kept under `extra`."""
 
@@ -17,7 +17,7 @@ from events.parsers.kinds import reading_event
 
 class SensorReading(ItemModel):
     """Base of the undocumented IoT Hub pushes (/pushobd, /pushoil, /pushtem, /pushtripreport, /pushfaultinfo):
-    their field lists were never published (API.md §7), so every field is kept in `extra` and the fields we
+    their field lists were never published, so every field is kept in `extra` and the fields we
     recognise are read leniently (an unreadable guess is null, not an item error)."""
 
     KEEP_ALL_FIELDS = True
@@ -31,7 +31,7 @@ class SensorReading(ItemModel):
 
 
 class ObdReading(SensorReading):
-    """kind obd (names from the jimi.device.obd.list / obd.fault tables, API.md §1.8)."""
+    """kind obd (names from the jimi.device.obd.list / obd.fault field tables of the Open API)."""
 
     RECORD: ClassVar[Literal["data", "fault"]] = "data"
 

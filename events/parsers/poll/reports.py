@@ -1,4 +1,4 @@
-"""Platform reports: report.parking (parking and idling) and report.trips (type=list), API.md §1.8."""
+"""Platform reports: report.parking (parking and idling) and report.trips (type=list); docs/jimi.md."""
 
 from __future__ import annotations
 
@@ -76,5 +76,5 @@ def trip_rows(document: dict[str, Any]) -> list[Any]:
 
 
 def parse_trip_row(row: dict[str, Any], received_at: datetime) -> ParsedEvent:
-    # No success example exists for this report (API.md §1.7): the time parser takes both time formats.
+    # No success example exists for this report (Jimi published none): the time parser takes both time formats.
     return trip_event(Trip.model_validate(row))

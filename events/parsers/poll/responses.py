@@ -1,4 +1,4 @@
-"""The Open API response envelope (API.md §1.6, Q4): `{"code", "message", "result", "data"}`.
+"""The Open API response envelope (docs/jimi.md, "Response envelope"; Q4): `{"code", "message", "result", "data"}`.
 
 Rows sit in `result` for most list methods and in `data` / `data.rows` / `data.result` for paged reports.
 """

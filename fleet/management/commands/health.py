@@ -1,4 +1,4 @@
-"""`manage.py health ROLE`: the container healthcheck of a role (§13). Prints the JSON of GET /health/<role>.
+"""`manage.py health ROLE`: the container healthcheck of a role. Prints the JSON of GET /health/<role>.
 
 Exit 0 when the role is healthy, 1 when not (the database is unreachable, migrations are pending for the
 gateway, or the worker's / cron's own heartbeat is stale). The worker and cron containers run no HTTP server,
