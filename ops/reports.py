@@ -142,7 +142,7 @@ SELECT coalesce(v.plate, d.imei), cc.name, to_char(x.started_at AT TIME ZONE %(t
                      "idle (h)", "utilisation (% of vehicle-hours driving)", "cost", "currency"),
             sql=f"""
 WITH trips AS (
-  SELECT coalesce(cc.name, '(none)') AS centre, v.cost_centre_id, d.vehicle_id, x.distance_m, x.duration_s,
+  SELECT coalesce(cc.name, '(none)') AS centre, x.id AS trip_id, d.vehicle_id, x.distance_m, x.duration_s,
          x.idle_s, rate.per_km, rate.currency
     FROM state_trips x {IDENTITY_JOINS}
     LEFT JOIN LATERAL (
@@ -151,19 +151,28 @@ WITH trips AS (
        ORDER BY r.valid_from DESC LIMIT 1) rate ON true
    WHERE x.started_at >= %(since)s AND x.started_at < %(until)s AND {COUNTED} {{filters}}
 ), fleet AS (
+  -- The vehicles the same filters select (a vehicle's account: any of its devices'), every cost centre kept.
   SELECT coalesce(cc.name, '(none)') AS centre, count(DISTINCT v.id) AS vehicles
-    FROM domain_vehicles v LEFT JOIN domain_cost_centres cc ON cc.id = v.cost_centre_id
+    FROM domain_vehicles v
+    LEFT JOIN domain_cost_centres cc ON cc.id = v.cost_centre_id
+    LEFT JOIN domain_assigned_cities ac ON ac.id = v.assigned_city_id
+    LEFT JOIN domain_devices d ON d.vehicle_id = v.id
+    LEFT JOIN domain_accounts a ON a.id = d.account_id
+   WHERE true {{filters}}
    GROUP BY 1
+), centres AS (
+  SELECT centre FROM fleet UNION SELECT centre FROM trips
 )
-SELECT t.centre, coalesce(f.vehicles, 0), count(DISTINCT t.vehicle_id), count(*),
-       round((sum(t.distance_m) / 1000)::numeric, 3), round((sum(t.duration_s) / 3600)::numeric, 2),
-       round((sum(t.idle_s) / 3600)::numeric, 2),
-       round((100 * sum(t.duration_s) / nullif(coalesce(f.vehicles, 0)
+SELECT c.centre, coalesce(f.vehicles, 0), count(DISTINCT t.vehicle_id), count(t.trip_id),
+       round((coalesce(sum(t.distance_m), 0) / 1000)::numeric, 3),
+       round((coalesce(sum(t.duration_s), 0) / 3600)::numeric, 2),
+       round((coalesce(sum(t.idle_s), 0) / 3600)::numeric, 2),
+       round((100 * coalesce(sum(t.duration_s), 0) / nullif(coalesce(f.vehicles, 0)
              * extract(epoch FROM %(until)s::timestamptz - %(since)s::timestamptz), 0))::numeric, 2),
        round(sum(t.distance_m / 1000 * t.per_km)::numeric, 2), min(t.currency)
-  FROM trips t LEFT JOIN fleet f ON f.centre = t.centre
- GROUP BY t.centre, f.vehicles
- ORDER BY t.centre""",
+  FROM centres c LEFT JOIN fleet f ON f.centre = c.centre LEFT JOIN trips t ON t.centre = c.centre
+ GROUP BY c.centre, f.vehicles
+ ORDER BY c.centre""",
         ),
     )
 }  # fmt: skip

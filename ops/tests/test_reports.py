@@ -122,6 +122,28 @@ def test_it_prices_utilisation_with_the_cost_rate_in_force(fleet_data):
     assert north[8:] == [1000.0, "KES"]  # 40 km at 25 KES/km
 
 
+def test_it_divides_utilisation_by_the_vehicles_the_filters_select(fleet_data):
+    from dataclasses import replace
+
+    from domain.models import AssignedCity
+
+    nairobi = AssignedCity.objects.create(name="Nairobi", country_code="KE")
+    kampala = AssignedCity.objects.create(name="Kampala", country_code="UG")
+    Vehicle.objects.filter(plate="KCA123A").update(assigned_city=nairobi)
+    Vehicle.objects.filter(plate="KCB456B").update(assigned_city=kampala)
+    (_header, north) = _xlsx_rows("utilisation", replace(WEEK, assigned_cities=("Nairobi",)))
+    assert north[:5] == ["North", 1, 1, 2, 20.0]  # one Nairobi vehicle, its two trips: not both North vehicles
+    hours = (WEEK.until - WEEK.since).total_seconds() / 3600
+    assert north[7] == round(100 * 1.0 / hours, 2)  # 1 h of driving over one vehicle's hours
+
+
+def test_it_shows_cost_centres_without_trips_at_zero(fleet_data):
+    south = CostCentre.objects.create(name="South")
+    Vehicle.objects.create(plate="KDA 789C", cost_centre=south)
+    rows = {r[0]: r for r in _xlsx_rows("utilisation")[1:]}
+    assert rows["South"][:8] == ["South", 1, 0, 0, 0.0, 0.0, 0.0, 0.0]
+
+
 def test_it_exports_parking_and_alarms(fleet_data):
     parking = _xlsx_rows("parking")
     assert [(r[3], r[6]) for r in parking[1:]] == [("idling", 10.0)]
