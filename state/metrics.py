@@ -6,28 +6,49 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
-from domain.models import Lifecycle
 from slo.registry import Measurement, register_metric
 from slo.thresholds import threshold
+from state.selectors import FRESHNESS_POPULATION
+
+# Per device, the time in the window during which it was fresh: each ok fix makes its device fresh from the moment
+# it arrived (received_at, or its own time if that is later) until it is fresh_fix_max_age_s old; the union of those
+# intervals (a multirange), cut to the window, summed over the population, divided by devices times the window.
+_FRESH_TIME = """
+WITH population AS (
+    SELECT id FROM domain_devices WHERE lifecycle = ANY(%(population)s)
+), fresh AS (
+    SELECT h.device_id,
+           range_agg(tstzrange(greatest(h.received_at, h.occurred_at), h.occurred_at + %(fresh)s, '[)'))
+             * tstzmultirange(tstzrange(%(lo)s, %(hi)s, '[)')) AS spans
+      FROM state_position_history h JOIN population p ON p.id = h.device_id
+     WHERE h.verdict = 'ok' AND h.occurred_at > %(lo)s - %(fresh)s AND h.occurred_at <= %(hi)s
+       AND greatest(h.received_at, h.occurred_at) < h.occurred_at + %(fresh)s
+     GROUP BY h.device_id
+)
+SELECT (SELECT count(*) FROM population),
+       coalesce((SELECT sum(extract(epoch FROM upper(r) - lower(r))) FROM fresh, unnest(fresh.spans) AS r), 0),
+       (SELECT count(*) FROM fresh WHERE NOT isempty(spans))
+"""
 
 
 @register_metric("fix_freshness_pct_60s")
 def fix_freshness_pct(*, now: datetime, window: timedelta) -> Measurement:
-    """Share of active devices whose latest ok fix is at most fresh_fix_max_age_s old, now."""
-    fresh_s = threshold("fresh_fix_max_age_s")
+    """Share of the window's device-time during which the population's devices (state.selectors: the active ones)
+    had a fresh fix, over the window the target names (not an instant)."""
+    fresh = timedelta(seconds=threshold("fresh_fix_max_age_s"))
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), count(*) FILTER (WHERE l.occurred_at >= %s - make_interval(secs => %s)"
-            "                                   AND l.occurred_at <= %s)"
-            "  FROM domain_devices d LEFT JOIN state_live_positions l ON l.device_id = d.id"
-            " WHERE d.lifecycle = %s",
-            [now, fresh_s, now, Lifecycle.ACTIVE],
+            _FRESH_TIME,
+            {"population": list(FRESHNESS_POPULATION), "fresh": fresh, "lo": now - window, "hi": now},
         )
-        active, fresh = cursor.fetchone()
-    if not active:
+        devices, fresh_s, ever_fresh = cursor.fetchone()
+    if not devices:
         return Measurement(value=None)
+    share = 100.0 * float(fresh_s) / (devices * window.total_seconds())
     return Measurement(
-        value=round(100.0 * fresh / active, 2), sample_size=active, detail={"fresh": fresh, "behind": active - fresh}
+        value=round(share, 2),
+        sample_size=devices,
+        detail={"devices": devices, "fresh_at_some_point": ever_fresh, "window_s": window.total_seconds()},
     )
 
 

@@ -37,6 +37,17 @@ class StateThresholds:
         )
 
 
+# Freshness, one definition for the SLO (fix_freshness_pct_60s) and the dashboards' freshness line: the population
+# is the active devices — provisioned, suspended and decommissioned ones are not expected to report — and an active
+# device that never reported counts as behind. A device is fresh while its latest ok fix is at most
+# fresh_fix_max_age_s old (docs/numbers.md).
+FRESHNESS_POPULATION: tuple[str, ...] = (Lifecycle.ACTIVE,)
+
+
+def counts_for_freshness(lifecycle: str) -> bool:
+    return lifecycle in FRESHNESS_POPULATION
+
+
 def freshness_class(*, fix_at: datetime | None, now: datetime, t: StateThresholds) -> str:
     if fix_at is None:
         return "none"

@@ -24,7 +24,7 @@ def reader(db):
 
 @pytest.fixture
 def moving_vehicle(make_device):
-    device = make_device(plate="KCA 123A")
+    device = make_device(plate="KCA 123A", lifecycle="active")
     now = timezone.now()
     LivePosition.objects.create(device_id=device.id, parsed_id=1, occurred_at=now - timedelta(seconds=20),
                                 received_at=now, point=Point(36.82, -1.29), speed_kmh=42, heading=90,
@@ -48,7 +48,7 @@ def test_it_serves_the_live_view_ready_to_paint(client, reader, moving_vehicle):
     assert props["style_class"] == "vehicle state-moving fresh-fresh"
     assert props["device_time"].endswith("+03:00")
     assert body["summary"]["by_state"]["moving"] == 1
-    assert body["summary"]["freshness_line"] == "All 1 vehicles fresh."
+    assert body["summary"]["freshness_line"] == "All 1 active vehicles fresh."
     assert {m["metric"] for m in body["slo_status"]["metrics"]} >= {"parser_lag_p95_sec"}
 
 

@@ -34,6 +34,7 @@ class LiveVehicleOut(Schema):
     operational_state: Literal["moving", "idling", "parked", "offline", "unknown"]
     freshness: Literal["fresh", "stale", "late", "none"]
     suspended: bool
+    lifecycle: Literal["active", "suspended", "provisioned"]
     style_class: str
     speed_kmh: float | None
     heading: float | None

@@ -22,7 +22,7 @@ from django.utils import timezone
 from domain.models import Lifecycle
 from domain.plates import normalize_plate
 from slo.selectors import slo_status
-from state.selectors import StateThresholds, counted_sql, freshness_class, operational_state
+from state.selectors import StateThresholds, counted_sql, counts_for_freshness, freshness_class, operational_state
 
 # Colour-blind-safe palette (Okabe-Ito + Tableau): a cost centre's colour depends on its name only, so it never
 # changes when another cost centre is added.
@@ -205,6 +205,7 @@ def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds) -> dict
         "operational_state": state,
         "freshness": freshness,
         "suspended": suspended,
+        "lifecycle": lifecycle,
         "style_class": classes,
         "speed_kmh": speed,
         "heading": heading,
@@ -219,14 +220,17 @@ def _feature(row: tuple[Any, ...], *, now: datetime, t: StateThresholds) -> dict
     return {"type": "Feature", "id": feature_id, "geometry": geometry, "properties": properties}
 
 
-def _freshness_line(counts: Counter[str], total: int) -> str:
-    """What the dashboard says (SLO language, not "3 vehicles OFFLINE")."""
-    behind = total - counts.get("fresh", 0)
+def _freshness_line(features: list[dict[str, Any]]) -> str:
+    """What the dashboard says (SLO language, not "3 vehicles OFFLINE"), over the SLO's own population
+    (state.selectors.counts_for_freshness: active devices; one that never reported is behind)."""
+    counted = [f["properties"] for f in features if counts_for_freshness(f["properties"]["lifecycle"])]
+    total = len(counted)
+    behind = sum(1 for p in counted if p["freshness"] != "fresh")
     if not total:
-        return "No vehicles in this view."
+        return "No active vehicles in this view."
     if not behind:
-        return f"All {total} vehicles fresh."
-    return f"Fleet below freshness SLO: {behind} vehicle{'s' if behind != 1 else ''}"
+        return f"All {total} active vehicles fresh."
+    return f"Fleet below freshness SLO: {behind} of {total} active vehicle{'s' if total != 1 else ''} behind"
 
 
 def live_features(
@@ -249,7 +253,7 @@ def live_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[str,
         "by_state": {s: states.get(s, 0) for s in ("moving", "idling", "parked", "offline", "unknown")},
         "by_freshness": {c: freshness.get(c, 0) for c in ("fresh", "stale", "late", "none")},
         "suspended": sum(1 for f in features if f["properties"]["suspended"]),
-        "freshness_line": _freshness_line(freshness, len(features)),
+        "freshness_line": _freshness_line(features),
         "generated_at": _local(now),
         "time_zone": settings.DISPLAY_TIME_ZONE,
     }

@@ -84,13 +84,29 @@ def test_it_leaves_decommissioned_devices_out_and_flags_suspended_ones(db, make_
 
 def test_it_counts_states_and_speaks_slo_language(db, make_device):
     for n, age in enumerate((10, 30, 700, 90_000)):
-        fix(make_device(plate=f"KDA {n}00A"), age_s=age, ignition=False)
+        fix(make_device(plate=f"KDA {n}00A", lifecycle=Lifecycle.ACTIVE), age_s=age, ignition=False)
     payload = live_view(ViewFilters(), now=NOW)
     summary = payload["summary"]
     assert summary["by_state"] == {"moving": 0, "idling": 0, "parked": 3, "offline": 1, "unknown": 0}
     assert summary["by_freshness"] == {"fresh": 2, "stale": 0, "late": 2, "none": 0}
-    assert summary["freshness_line"] == "Fleet below freshness SLO: 2 vehicles"
+    assert summary["freshness_line"] == "Fleet below freshness SLO: 2 of 4 active vehicles behind"
     assert {m["metric"] for m in payload["slo_status"]["metrics"]} >= {"fix_freshness_pct_60s"}
+
+
+def test_it_counts_freshness_over_the_slos_population(db, make_device):
+    """The dashboard's line and fix_freshness_pct_60s count the same devices: active ones, a silent one behind."""
+    from slo.registry import measure
+
+    fix(make_device(plate="KDB 100A", lifecycle=Lifecycle.ACTIVE), age_s=10)  # active, fresh
+    make_device(plate="KDB 200A", lifecycle=Lifecycle.ACTIVE)  # active, never reported: behind
+    fix(make_device(plate="KDB 300A"), age_s=10)  # provisioned: not expected to report
+    resting = make_device(plate="KDB 400A", lifecycle=Lifecycle.ACTIVE)
+    Device.objects.filter(id=resting.id).update(lifecycle=Lifecycle.SUSPENDED)
+    fix(resting, age_s=5000)  # suspended: not counted either
+    summary = live_view(ViewFilters(), now=NOW)["summary"]
+    assert summary["vehicles"] == 4
+    assert summary["freshness_line"] == "Fleet below freshness SLO: 1 of 2 active vehicles behind"
+    assert measure("fix_freshness_pct_60s", now=NOW, window=timedelta(minutes=5)).sample_size == 2
 
 
 def test_it_filters_by_cost_centre_plate_as_typed_and_state(db, make_device):

@@ -10,26 +10,38 @@ from django.db import connection
 
 from domain.models import Device, Lifecycle
 from slo.registry import measure
-from state.models import LivePosition
+from state.models import PositionHistory
+from state.projectors.history import history_partitions_cover
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=1)
 
 
-def _live(device, age_s):
+FIVE_MIN = timedelta(minutes=5)
+_ids = iter(range(1, 10**6))
+
+
+def _fix(device, *, age_s: float, late_s: float = 0, verdict: str = "ok") -> None:
     at = NOW - timedelta(seconds=age_s)
-    LivePosition.objects.create(device_id=device.id, parsed_id=device.id, occurred_at=at, received_at=at,
-                                point=Point(36.8, -1.3), updated_at=at)  # fmt: skip
+    PositionHistory.objects.create(parsed_id=next(_ids), device_id=device.id, occurred_at=at,
+                                   received_at=at + timedelta(seconds=late_s), lat=-1.3, lng=36.8,
+                                   point=Point(36.8, -1.3), verdict=verdict)  # fmt: skip
 
 
-def test_it_measures_the_share_of_active_devices_with_a_fresh_fix(db, make_device):
-    devices = [make_device() for _ in range(5)]
-    Device.objects.filter(id__in=[d.id for d in devices[:4]]).update(lifecycle=Lifecycle.ACTIVE)
-    for device, age in zip(devices, (10, 59, 61, 3600, 5), strict=True):
-        _live(device, age)
-    measured = measure("fix_freshness_pct_60s", now=NOW, window=WINDOW)
-    # Four active devices (the fifth is only provisioned): two fresh, one just stale, one an hour old.
-    assert (measured.value, measured.sample_size, measured.detail) == (50.0, 4, {"fresh": 2, "behind": 2})
+def test_it_measures_freshness_over_the_window_the_target_names(db, make_device):
+    history_partitions_cover(lo=NOW - WINDOW, hi=NOW)
+    steady, brief, late, _silent, jumpy, provisioned = (make_device() for _ in range(6))
+    Device.objects.exclude(id=provisioned.id).update(lifecycle=Lifecycle.ACTIVE)
+    for age in range(0, 400, 10):
+        _fix(steady, age_s=age)  # fresh the whole window: 300 s
+        _fix(provisioned, age_s=age)  # not expected to report: not in the population
+    _fix(brief, age_s=120)  # fresh from 120 s ago for 60 s
+    _fix(late, age_s=200, late_s=30)  # arrived 170 s ago, 30 s old already: fresh for 30 s
+    _fix(jumpy, age_s=30, verdict="jump")  # not an ok fix; `_silent` never reported at all
+    measured = measure("fix_freshness_pct_60s", now=NOW, window=FIVE_MIN)
+    # (300 + 60 + 30) s of 5 devices x 300 s. An instant at NOW would have said 1 of 5, 20 %.
+    assert (measured.value, measured.sample_size) == (26.0, 5)
+    assert measured.detail == {"devices": 5, "fresh_at_some_point": 3, "window_s": 300.0}
 
 
 def test_it_has_no_freshness_without_active_devices(db):
