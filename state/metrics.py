@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 
@@ -36,11 +37,10 @@ def fix_freshness_pct(*, now: datetime, window: timedelta) -> Measurement:
     """Share of the window's device-time during which the population's devices (state.selectors: the active ones)
     had a fresh fix, over the window the target names (not an instant)."""
     fresh = timedelta(seconds=threshold("fresh_fix_max_age_s"))
+    # A timedelta is a parameter psycopg adapts (interval), which django-stubs' parameter type leaves out.
+    params: dict[str, Any] = {"population": list(FRESHNESS_POPULATION), "fresh": fresh, "lo": now - window, "hi": now}
     with connection.cursor() as cursor:
-        cursor.execute(
-            _FRESH_TIME,
-            {"population": list(FRESHNESS_POPULATION), "fresh": fresh, "lo": now - window, "hi": now},
-        )
+        cursor.execute(_FRESH_TIME, params)
         devices, fresh_s, ever_fresh = cursor.fetchone()
     if not devices:
         return Measurement(value=None)
