@@ -15,7 +15,7 @@ MIN = timedelta(minutes=1)
 TARGETS = [
     # metric, kind, threshold, comparison, unit, window, business hours, description
     ("fix_freshness_pct_60s", "slo", 95, ">=", "%", 5 * MIN, True,
-     "Share of active devices whose latest fix is at most fresh_fix_max_age_s old."),
+     "Share of active devices' time in the window with a fix at most fresh_fix_max_age_s old."),
     ("trip_lag_p95_sec", "slo", 600, "<=", "s", 60 * MIN, False,
      "p95 of the time from a trip's end (device time) to its row in state_trips."),
     ("route_p95_ms", "slo", 500, "<=", "ms", 5 * MIN, False, "p95 latency of the routing endpoint."),
@@ -31,6 +31,8 @@ TARGETS = [
     ("offline_after_s", "threshold", 86400, "<=", "s", None, False,
      "No fix and no heartbeat for this long: the vehicle is offline."),
     ("moving_speed_kmh", "threshold", 5, ">=", "km/h", None, False, "At or above this speed a fix is moving."),
+    ("standstill_radius_m", "threshold", 10, "<=", "m", None, False,
+     "A slow fix within this distance of a standstill's first fix adds no trip distance (GPS jitter)."),
     # Trips and parking (Traccar's defaults)
     ("trip_min_distance_m", "threshold", 200, ">=", "m", None, False, "Shorter movements are not trips."),
     ("trip_min_duration_s", "threshold", 180, ">=", "s", None, False, "Shorter movements are not trips."),

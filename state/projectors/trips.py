@@ -12,7 +12,9 @@ The fold (`fold`) is a pure, deterministic state machine over a device's ok fixe
   reports a stop cannot make every re-fold read its whole history;
 - trips shorter than trip_min_distance_m or trip_min_duration_s are dropped (the stop around them goes on);
 - distance is the sum of geodesic (geography) segment lengths between consecutive ok fixes: never negative,
-  and a bad fix has a verdict instead of a distance;
+  and a bad fix has a verdict instead of a distance — except at a standstill: a slow fix (reported speed below
+  moving_speed_kmh) within standstill_radius_m of the standstill's anchor adds nothing, and the distance resumes
+  from the anchor when the vehicle leaves that radius (`trip_distance`; docs/numbers.md);
 - between kept trips lies a stop; one of at least parking_min_duration_s is a parking event: `parking` when the
   ignition went off, `idling` when every known ignition in it was on.
 
@@ -38,6 +40,7 @@ import psycopg
 from django.db import connection
 
 from slo.thresholds import threshold
+from state.geometry import haversine_m
 from state.projectors.db import bound_cursor
 
 
@@ -59,6 +62,7 @@ class Params:
     min_distance_m: float
     min_duration_s: float
     max_trip_s: float
+    standstill_m: float
 
     @classmethod
     def current(cls) -> Params:
@@ -69,6 +73,7 @@ class Params:
             min_distance_m=threshold("trip_min_distance_m"),
             min_duration_s=threshold("trip_min_duration_s"),
             max_trip_s=threshold("trip_max_duration_s"),
+            standstill_m=threshold("standstill_radius_m"),
         )
 
     @property
@@ -122,9 +127,45 @@ def fold_spans(fixes: Sequence[Fix], p: Params, *, resume: bool, in_trip: bool =
     return spans
 
 
+def _slow(f: Fix, p: Params) -> bool:
+    return f.speed is None or f.speed < p.moving_kmh
+
+
+def _away(fixes: Sequence[Fix], anchor: int, j: int, p: Params) -> float | None:
+    """How far fix j is from the anchor, when it is outside the standstill radius; None inside."""
+    d = haversine_m(fixes[anchor].lat, fixes[anchor].lng, fixes[j].lat, fixes[j].lng)
+    return d if d > p.standstill_m else None
+
+
+def trip_distance(fixes: Sequence[Fix], a: int, b: int, p: Params) -> float:
+    """Metres driven from fix a to fix b, without standstill jitter.
+
+    A slow fix starts a standstill at itself (the anchor). While the following fixes are slow and stay within
+    standstill_radius_m of the anchor, no distance accrues: a stationary tracker's wandering fix is not travel.
+    The standstill ends at a fix that is not slow, or at a slow one outside the radius whose next fix is outside
+    too (one wild fix does not end it): the distance from the anchor to that fix is added, and summing goes on
+    from there (a slow fix there anchors a new standstill). A walking-pace manoeuvre is thus counted in steps of
+    the radius; less than one radius of it can be lost.
+    """
+    total = 0.0
+    anchor: int | None = None
+    for j in range(a + 1, b + 1):
+        f = fixes[j]
+        if anchor is None:
+            total += f.seg_m
+            anchor = j if _slow(f, p) else None
+            continue
+        away = _away(fixes, anchor, j, p)
+        if _slow(f, p) and (away is None or (j < b and _away(fixes, anchor, j + 1, p) is None)):
+            continue  # still standing
+        total += away if away is not None else haversine_m(fixes[anchor].lat, fixes[anchor].lng, f.lat, f.lng)
+        anchor = j if _slow(f, p) else None
+    return total
+
+
 def _trip_row(fixes: Sequence[Fix], a: int, b: int, reason: str, p: Params) -> dict[str, Any] | None:
     duration = fixes[b].t - fixes[a].t
-    distance = sum(f.seg_m for f in fixes[a + 1 : b + 1])
+    distance = trip_distance(fixes, a, b, p)
     if distance < p.min_distance_m or duration < p.min_duration_s:
         return None
     idle = sum(
