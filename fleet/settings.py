@@ -286,3 +286,27 @@ PROJECT_RETRY_BACKOFF_S = env.float("PROJECT_RETRY_BACKOFF_S", default=2.0)
 # An event that fails alone this many times is parked (state_projection_pending.failed_at): listed in the admin,
 # re-queued by a clerk after a fix; the rest of the fleet's events never wait for it.
 PROJECT_MAX_ATTEMPTS = env.int("PROJECT_MAX_ATTEMPTS", default=5)
+
+# --- Roads (geo: manage.py load_osm, docs/architecture.md "Roads") ----------------------------------------------
+# An OSM extract (.osm.pbf, .osm or .osm.gz) the cron role loads into the road graph on the 1st of every month;
+# empty: no periodic load. The image holds the Monaco extract at /app/geo/data/monaco.osm.pbf.
+OSM_EXTRACT_PATH = env.str("OSM_EXTRACT_PATH", default="")
+# km/h of a road without a usable maxspeed, by highway class: its segments' costs (seconds) are computed at this speed.
+# Defaults: OSRM's car profile (road, a class OSRM lacks: as residential). Set a few: motorway=100,service=10.
+ROAD_CLASS_SPEEDS_KMH: dict[str, float] = {
+    "motorway": 90.0, "motorway_link": 45.0, "trunk": 85.0, "trunk_link": 40.0, "primary": 65.0, "primary_link": 30.0,
+    "secondary": 55.0, "secondary_link": 25.0, "tertiary": 40.0, "tertiary_link": 20.0, "unclassified": 25.0,
+    "residential": 25.0, "living_street": 10.0, "service": 15.0, "road": 25.0,
+    **{k: float(v) for k, v in env.dict("ROAD_CLASS_SPEEDS_KMH", default={}).items()},
+}  # fmt: skip
+# km/h of a maxspeed zone value: the whole value in lower case ("fr:rural") first, then the part after the country
+# ("rural"). Defaults: France's (Monaco's neighbour; urban 50 and motorway 130 are common to most of Europe).
+# Set a country's own: de:rural=100,gb:nsl_single=96.6.
+ROAD_ZONE_SPEEDS_KMH: dict[str, float] = {
+    "urban": 50.0, "rural": 80.0, "trunk": 110.0, "motorway": 130.0, "living_street": 20.0, "walk": 6.0,
+    **{k.lower(): float(v) for k, v in env.dict("ROAD_ZONE_SPEEDS_KMH", default={}).items()},
+}  # fmt: skip
+# The swap of a freshly loaded graph waits at most this many seconds for the readers' locks (so new readers never
+# queue longer behind it), and is tried this many times before the load fails (the graph in use stays).
+ROAD_GRAPH_SWAP_LOCK_TIMEOUT_S = env.float("ROAD_GRAPH_SWAP_LOCK_TIMEOUT_S", default=2.0)
+ROAD_GRAPH_SWAP_ATTEMPTS = env.int("ROAD_GRAPH_SWAP_ATTEMPTS", default=5)

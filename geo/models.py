@@ -1,7 +1,9 @@
-"""Geometry, roads, routing and geocoding. For now: the routing request log the route-latency SLO reads."""
+"""Geometry, roads, routing and geocoding: the routing request log the route-latency SLO reads, and the road graph
+(`manage.py load_osm`; docs/architecture.md, "Roads")."""
 
 from __future__ import annotations
 
+from django.contrib.gis.db import models as gis
 from django.db import models
 
 
@@ -19,3 +21,78 @@ class RouteRequest(models.Model):
 
     def __str__(self) -> str:
         return f"route {self.duration_ms:.0f} ms @ {self.requested_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Way(models.Model):
+    """One edge of the road graph: a piece of an OSM way between two vertices, in pgRouting's shape.
+
+    cost and reverse_cost are seconds at speed_kmh; reverse_cost is -1 when the segment is one-way (it then runs
+    source → target: a backward-only way is stored reversed). x1, y1, x2, y2 are its end points (lon, lat) for
+    pgr_aStar. The whole table is replaced by each load (staged, then swapped in one short transaction): never
+    hang a view, a foreign key or a trigger on it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    osm_id = models.BigIntegerField(help_text="The OSM way this segment is a piece of")
+    source = models.BigIntegerField(help_text="geo_ways_vertices.id at the start")
+    target = models.BigIntegerField(help_text="geo_ways_vertices.id at the end")
+    geom = gis.LineStringField(srid=4326)
+    length_m = models.FloatField(help_text="Geodesic length (metres)")
+    cost = models.FloatField(help_text="Seconds source → target")
+    reverse_cost = models.FloatField(help_text="Seconds target → source; -1: one-way")
+    highway = models.CharField(max_length=32)
+    maxspeed_kmh = models.FloatField(null=True, blank=True, help_text="OSM maxspeed in km/h; null: none usable")
+    speed_kmh = models.FloatField(help_text="The speed of the costs: maxspeed, else the class default")
+    oneway = models.BooleanField()
+    name = models.TextField(blank=True, default="")
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    x2 = models.FloatField()
+    y2 = models.FloatField()
+
+    class Meta:
+        db_table = "geo_ways"
+        indexes = [
+            models.Index(fields=["source"], name="geo_ways_source"),
+            models.Index(fields=["target"], name="geo_ways_target"),
+            models.Index(fields=["osm_id"], name="geo_ways_osm_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.highway} ({self.source} → {self.target}, {self.length_m:.0f} m)"
+
+
+class WayVertex(models.Model):
+    """A vertex of the road graph: an OSM node where ways meet or end."""
+
+    id = models.BigAutoField(primary_key=True)
+    osm_node_id = models.BigIntegerField(unique=True)
+    geom = gis.PointField(srid=4326)
+
+    class Meta:
+        db_table = "geo_ways_vertices"
+
+    def __str__(self) -> str:
+        return f"vertex {self.id} (node {self.osm_node_id})"
+
+
+class GraphLoad(models.Model):
+    """One load of the road graph: the file it came from and what it gave. The latest row is the graph in use."""
+
+    file_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    file_bytes = models.BigIntegerField()
+    loaded_at = models.DateTimeField()
+    ways = models.IntegerField(help_text="OSM ways kept")
+    segments = models.IntegerField()
+    vertices = models.IntegerField()
+    length_km = models.FloatField(help_text="Total length of the segments")
+    seconds = models.FloatField(help_text="How long the load took")
+
+    class Meta:
+        db_table = "geo_graph_loads"
+        ordering = ["-loaded_at"]
+        get_latest_by = "loaded_at"
+
+    def __str__(self) -> str:
+        return f"{self.file_name} @ {self.loaded_at:%Y-%m-%d %H:%M} ({self.segments} segments)"

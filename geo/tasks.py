@@ -1,0 +1,39 @@
+"""Jobs of the geo layer. Thin: each calls a service.
+
+The road graph is reloaded from settings.OSM_EXTRACT_PATH on the 1st of every month (02:41 UTC, 05:41 EAT) in the
+cron role; with the setting empty no periodic load is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from django.conf import settings
+from procrastinate.contrib.django import app
+
+from geo.services import road_graph_load
+
+log = structlog.get_logger(__name__)
+
+
+def monthly_when(configured: str, *, periodic_id: str) -> Callable[[Any], Any]:
+    """The monthly schedule, or none at all while nothing is configured."""
+    if not configured:
+        return lambda task: task
+    return app.periodic(cron="41 2 1 * *", periodic_id=periodic_id)
+
+
+@monthly_when(settings.OSM_EXTRACT_PATH, periodic_id="geo-osm-load")
+@app.task(name="geo.osm_load", queue="cron", queueing_lock="geo.osm_load", pass_context=False)
+def osm_load(timestamp: int) -> None:
+    """Load the configured OSM extract into the road graph (the same file again gives the same graph)."""
+    if not settings.OSM_EXTRACT_PATH:
+        return
+    load = road_graph_load(Path(settings.OSM_EXTRACT_PATH)).load
+    log.info(
+        "road graph loaded", file=load.file_name, sha256=load.sha256, ways=load.ways, segments=load.segments,
+        vertices=load.vertices, length_km=load.length_km, seconds=load.seconds,
+    )  # fmt: skip
