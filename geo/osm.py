@@ -27,6 +27,7 @@ The rules (docs/architecture.md, "Roads"):
 
 from __future__ import annotations
 
+import math
 import re
 from array import array
 from collections import Counter
@@ -165,12 +166,11 @@ def _read_ways(path: Path, progress: Callable[[int], None]) -> Iterator[tuple[_W
         coords: array[float] = array("d")
         missing = 0
         for node in way.nodes:
+            nodes.append(node.ref)
             if node.location.valid():
-                nodes.append(node.ref)
                 coords.extend((node.location.lon, node.location.lat))
             else:
-                nodes.append(node.ref)
-                coords.extend((float("nan"), float("nan")))
+                coords.extend((math.nan, math.nan))
                 missing += 1
         yield _Way(osm_id=way.id, nodes=nodes, coords=coords, tags=tags), missing
     progress(seen % 1000)
@@ -182,7 +182,7 @@ def _runs(way: _Way) -> Iterator[tuple[array[int], array[float]]]:
     coords: array[float] = array("d")
     for i, ref in enumerate(way.nodes):
         lon, lat = way.coords[2 * i], way.coords[2 * i + 1]
-        if lon != lon:  # NaN: no location
+        if math.isnan(lon):  # no location in the file
             if len(nodes) > 1:
                 yield nodes, coords
             nodes, coords = array("q"), array("d")

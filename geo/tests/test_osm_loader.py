@@ -270,6 +270,16 @@ def test_it_splits_ways_at_the_t_junction_and_only_there():
 
 
 @pytest.mark.django_db
+def test_it_cuts_a_way_where_a_clipped_file_lacks_its_node(tmp_path):
+    clipped = tmp_path / "clipped.osm"
+    node_1 = '<node id="1" version="1" lat="-1.3000000" lon="36.8000000"/>'
+    clipped.write_text(T_JUNCTION.read_text().replace(node_1, ""))
+    printed = load(clipped)
+    assert set(segments_by_osm_nodes()) == {(100, 2, 3), (101, 2, 5), (104, 7, 3)}
+    assert "1 way nodes had no location in the file" in printed
+
+
+@pytest.mark.django_db
 def test_it_drops_the_footway_and_the_private_drive():
     load(T_JUNCTION)
     assert not Way.objects.filter(osm_id__in=[102, 103]).exists()
