@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections, transaction
 from django.test import override_settings
 
 from geo.models import GraphLoad, Way
@@ -413,3 +413,54 @@ def test_it_never_shows_a_reader_half_a_graph_during_a_reload():
     assert set(seen) <= {small, monaco}, set(seen) - {small, monaco}
     assert (seen[0], seen[-1]) == (small, monaco)
     assert len(seen) > 10
+
+
+def hold_the_graph(release: threading.Event, holding: threading.Event) -> threading.Thread:
+    """A reader in another connection that keeps geo_ways open (a transaction that read it) until `release`."""
+
+    def reader() -> None:
+        conn = connections["default"]
+        try:
+            with transaction.atomic(using="default"), conn.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM geo_ways")
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    holding.wait(timeout=10)
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(ROAD_GRAPH_SWAP_LOCK_TIMEOUT_S=0.2, ROAD_GRAPH_SWAP_ATTEMPTS=2)
+def test_it_gives_up_the_swap_behind_a_reader_that_never_finishes_and_keeps_the_graph_in_use():
+    load(T_JUNCTION)
+    release, holding = threading.Event(), threading.Event()
+    thread = hold_the_graph(release, holding)
+    try:
+        with pytest.raises(OperationalError, match="lock timeout"):
+            load(MONACO)
+    finally:
+        release.set()
+        thread.join()
+    assert Way.objects.count() == 4
+    assert road_graph_current_load().file_name == "t_junction.osm"
+    assert one("SELECT count(*) FROM pg_class WHERE relnamespace = 'geo_staging'::regnamespace")[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(ROAD_GRAPH_SWAP_LOCK_TIMEOUT_S=0.2, ROAD_GRAPH_SWAP_ATTEMPTS=10)
+def test_it_swaps_once_a_long_reader_is_done():
+    load(T_JUNCTION)
+    release, holding = threading.Event(), threading.Event()
+    thread = hold_the_graph(release, holding)
+    threading.Timer(0.5, release.set).start()
+    try:
+        load(MONACO)
+    finally:
+        release.set()
+        thread.join()
+    assert Way.objects.count() == MONACO_SEGMENTS
