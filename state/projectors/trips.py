@@ -12,9 +12,9 @@ The fold (`fold`) is a pure, deterministic state machine over a device's ok fixe
   reports a stop cannot make every re-fold read its whole history;
 - trips shorter than trip_min_distance_m or trip_min_duration_s are dropped (the stop around them goes on);
 - distance is the sum of geodesic (geography) segment lengths between consecutive ok fixes: never negative,
-  and a bad fix has a verdict instead of a distance — except at a standstill: a slow fix (reported speed below
-  moving_speed_kmh) within standstill_radius_m of the standstill's anchor adds nothing, and the distance resumes
-  from the anchor when the vehicle leaves that radius (`trip_distance`; docs/numbers.md);
+  and a bad fix has a verdict instead of a distance — except at a standstill: slow fixes (reported speed below
+  moving_speed_kmh) within standstill_radius_m of the standstill's centre add nothing, and the distance is
+  counted in and out through that centre when the vehicle leaves (`trip_distance`; docs/numbers.md);
 - between kept trips lies a stop; one of at least parking_min_duration_s is a parking event: `parking` when the
   ignition went off, `idling` when every known ignition in it was on.
 
@@ -131,35 +131,55 @@ def _slow(f: Fix, p: Params) -> bool:
     return f.speed is None or f.speed < p.moving_kmh
 
 
-def _away(fixes: Sequence[Fix], anchor: int, j: int, p: Params) -> float | None:
-    """How far fix j is from the anchor, when it is outside the standstill radius; None inside."""
-    d = haversine_m(fixes[anchor].lat, fixes[anchor].lng, fixes[j].lat, fixes[j].lng)
-    return d if d > p.standstill_m else None
+class _Standstill:
+    """The fixes of a standstill so far, and their centre (the mean position: a stationary tracker's fixes
+    scatter around where the vehicle stands, so their mean is a better place for it than any one of them)."""
+
+    def __init__(self, f: Fix) -> None:
+        self.n, self.lat, self.lng = 1, f.lat, f.lng
+
+    def add(self, f: Fix) -> None:
+        self.n += 1
+        self.lat += (f.lat - self.lat) / self.n
+        self.lng += (f.lng - self.lng) / self.n
+
+    def distance(self, f: Fix) -> float:
+        return haversine_m(self.lat, self.lng, f.lat, f.lng)
 
 
 def trip_distance(fixes: Sequence[Fix], a: int, b: int, p: Params) -> float:
     """Metres driven from fix a to fix b, without standstill jitter.
 
-    A slow fix starts a standstill at itself (the anchor). While the following fixes are slow and stay within
-    standstill_radius_m of the anchor, no distance accrues: a stationary tracker's wandering fix is not travel.
-    The standstill ends at a fix that is not slow, or at a slow one outside the radius whose next fix is outside
-    too (one wild fix does not end it): the distance from the anchor to that fix is added, and summing goes on
-    from there (a slow fix there anchors a new standstill). A walking-pace manoeuvre is thus counted in steps of
-    the radius; less than one radius of it can be lost.
+    A slow fix starts a standstill. While the following fixes are slow and stay within standstill_radius_m of
+    the standstill's centre (the mean of its fixes), no distance accrues: a stationary tracker's wandering fix
+    is not travel. The standstill ends at a fix that is not slow, or at a slow one outside the radius whose next
+    fix is outside too (one wild fix neither ends it nor moves its centre): the way in (from the last counted fix
+    to the centre) and the way out (from the centre to that fix) are added, and summing goes on from there; a slow
+    fix there starts the next standstill. Slow real movement (a walking-pace manoeuvre) drifts out of the radius
+    and is counted this way too.
     """
     total = 0.0
-    anchor: int | None = None
+    before = fixes[a]  # the last fix whose distance is counted
+    still: _Standstill | None = None
     for j in range(a + 1, b + 1):
         f = fixes[j]
-        if anchor is None:
-            total += f.seg_m
-            anchor = j if _slow(f, p) else None
+        if still is None:
+            if _slow(f, p):
+                still = _Standstill(f)
+            else:
+                total += f.seg_m
+                before = f
             continue
-        away = _away(fixes, anchor, j, p)
-        if _slow(f, p) and (away is None or (j < b and _away(fixes, anchor, j + 1, p) is None)):
-            continue  # still standing
-        total += away if away is not None else haversine_m(fixes[anchor].lat, fixes[anchor].lng, f.lat, f.lng)
-        anchor = j if _slow(f, p) else None
+        if _slow(f, p):
+            if still.distance(f) <= p.standstill_m:
+                still.add(f)
+                continue
+            if j < b and still.distance(fixes[j + 1]) <= p.standstill_m:
+                continue  # one wild fix
+        total += haversine_m(before.lat, before.lng, still.lat, still.lng) + still.distance(f)
+        before, still = f, (_Standstill(f) if _slow(f, p) else None)
+    if still is not None:  # the span ends standing: the way in
+        total += haversine_m(before.lat, before.lng, still.lat, still.lng)
     return total
 
 
