@@ -37,7 +37,8 @@ TRANSIENT_SQLSTATES = ("40001", "40P01", "55P03")
 _UNSAFE_IN_JSON = re.compile(r"\\u0000|\\ud[89a-f][0-9a-f]{2}|NaN|Infinity")
 
 
-def _causes(exc: BaseException | None) -> list[BaseException]:
+def error_causes(exc: BaseException | None) -> list[BaseException]:
+    """An exception and every exception it was raised from or during, outermost first."""
     chain: list[BaseException] = []
     while exc is not None and exc not in chain:
         chain.append(exc)
@@ -47,14 +48,14 @@ def _causes(exc: BaseException | None) -> list[BaseException]:
 
 def error_is_transient(exc: BaseException) -> bool:
     """True when the database, not the data, failed: retry later, mark nothing."""
-    for cause in _causes(exc):
+    for cause in error_causes(exc):
         if isinstance(cause, InterfaceError | psycopg.InterfaceError):
             return True
         sqlstate = getattr(cause, "sqlstate", None)
         if sqlstate:
             return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate in TRANSIENT_SQLSTATES
     # An OperationalError without a server's SQLSTATE: the connection broke before an answer came.
-    return any(isinstance(cause, OperationalError | psycopg.OperationalError) for cause in _causes(exc))
+    return any(isinstance(cause, OperationalError | psycopg.OperationalError) for cause in error_causes(exc))
 
 
 def error_text(exc: BaseException) -> str:

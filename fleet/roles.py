@@ -20,7 +20,7 @@ from procrastinate.job_context import JobContext, JobResult
 from procrastinate.jobs import Job, Status
 from procrastinate.worker import Worker
 
-from events.poison import error_is_transient
+from events.poison import error_causes, error_is_transient
 
 log = structlog.get_logger(__name__)
 
@@ -71,15 +71,7 @@ class TransientDatabaseRetry(BaseRetryStrategy):
 
 
 def _queueing_lock_taken(exc: BaseException) -> bool:
-    return any(getattr(cause, "sqlstate", None) == "23505" for cause in _causes(exc))
-
-
-def _causes(exc: BaseException | None) -> list[BaseException]:
-    chain: list[BaseException] = []
-    while exc is not None and exc not in chain:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return chain
+    return any(getattr(cause, "sqlstate", None) == "23505" for cause in error_causes(exc))
 
 
 class FleetWorker(Worker):
