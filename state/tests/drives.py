@@ -194,3 +194,14 @@ def live_of(device_id: int) -> tuple | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT parsed_id, occurred_at FROM state_live_positions WHERE device_id = %s", [device_id])
         return cursor.fetchone()
+
+
+def geodesic_m(points: list[tuple[float, float]]) -> float:
+    """The geodesic length of a polyline of (lat, lng), by PostGIS (as trip distances are measured)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(ST_Length(ST_MakeLine(array_agg(ST_MakePoint(lng, lat) ORDER BY n))::geography), 0)"
+            "  FROM unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(lat, lng, n)",
+            [[p[0] for p in points], [p[1] for p in points]],
+        )
+        return float(cursor.fetchone()[0])

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from state.geometry import haversine_m
-from state.tests.drives import M_PER_DEG, T0, Ev, feed, fix, stops_of, trips_of
+from state.tests.drives import M_PER_DEG, T0, Ev, feed, fix, geodesic_m, stops_of, trips_of
 
 pytestmark = pytest.mark.django_db
 
@@ -54,16 +54,6 @@ def road_route() -> list[tuple[float, float]]:
         cursor.execute(_ROUTE, ends)
         points = [(lat, lng) for lng, lat in cursor.fetchall()]
     return [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
-
-
-def geodesic_m(points: list[tuple[float, float]]) -> float:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT ST_Length(ST_MakeLine(array_agg(ST_MakePoint(lng, lat) ORDER BY n))::geography)"
-            "  FROM unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(lat, lng, n)",
-            [[p[0] for p in points], [p[1] for p in points]],
-        )
-        return float(cursor.fetchone()[0])
 
 
 def along(route: list[tuple[float, float]], every_m: float) -> list[tuple[float, float]]:

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from state.geometry import haversine_m
-from state.tests.drives import M_PER_DEG, T0, Ev, drive, end_of, feed, fix, trips_of
+from state.tests.drives import M_PER_DEG, T0, Ev, drive, end_of, feed, fix, geodesic_m, trips_of
 
 pytestmark = pytest.mark.django_db
 
@@ -29,17 +29,6 @@ def jitter(device_id: int, start, *, seconds: int, at: tuple[float, float], radi
         dlng = r * math.sin(bearing) / (M_PER_DEG * math.cos(math.radians(at[0])))
         out.append(fix(device_id, start + k * every * S, at[0] + dlat, at[1] + dlng, 0.0, ignition=ignition))
     return out
-
-
-def geodesic_m(points: list[tuple[float, float]]) -> float:
-    """The geodesic length of a polyline of (lat, lng), by PostGIS (as trip distances are measured)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(ST_Length(ST_MakeLine(array_agg(ST_MakePoint(lng, lat) ORDER BY n))::geography), 0)"
-            "  FROM unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(lat, lng, n)",
-            [[p[0] for p in points], [p[1] for p in points]],
-        )
-        return float(cursor.fetchone()[0])
 
 
 def path_length(events: list[Ev]) -> float:
