@@ -221,6 +221,20 @@ DEVICE_CLASS_PRIORITY = env.list(
     "DEVICE_CLASS_PRIORITY", default=["VL802", "VL103", "GT06N", "JM-VL01", "JC450PRO", "JC400", "VL502", "LL301"]
 )
 
+# --- Pages (fleet/pages.py: /live/, /history/, /dispatch/, /routes/, /reports/) --------------------------
+# Seconds between two refreshes of the live page (paused while its browser tab is hidden).
+LIVE_POLL_S = env.int("LIVE_POLL_S", default=15)
+# A MapLibre style document's URL for the pages' base map. Empty: the built-in style, OpenStreetMap's standard
+# raster tiles with their attribution (fine for a few users; a fleet's daily use needs a tile provider of its own).
+MAP_STYLE_URL = env.str("MAP_STYLE_URL", default="")
+# true: never ask a tile server; the pages draw a plain background, plus our own roads once /tiles/roads/ exists.
+# The pages also fall back to that when the style or its tiles cannot be loaded.
+MAP_OFFLINE = env.bool("MAP_OFFLINE", default=False)
+# The pages' session login (throttled like the admin's); the admin keeps its own.
+LOGIN_URL = "fleet-login"
+LOGIN_REDIRECT_URL = "fleet-live"
+LOGOUT_REDIRECT_URL = "fleet-login"
+
 # --- Jobs ---------------------------------------------------------------------------------------------
 # A parse or projection job hands the rest of its backlog to a successor job after this many seconds, so a worker
 # asked to stop (deploy, Ctrl-C) waits at most this long for its running jobs.

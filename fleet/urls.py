@@ -7,9 +7,10 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.auth.views import LogoutView
 from django.urls import include, path
 
-from fleet import health
+from fleet import health, pages
 from fleet.api import api
 from fleet.auth import TokenObtainView, TokenRevokeView, TokenRotateView, admin_login
 from fleet.roles import ROLES
@@ -36,6 +37,15 @@ urlpatterns = [
     path("api/", api.urls),
     path("health/<str:role>", health.role_health, name="health"),
     path("push/", include("events.urls")),
+    # The pages for dispatchers and managers (fleet/pages.py): session login, read:fleet like the API.
+    path("", pages.home, name="fleet-home"),
+    path("login/", pages.FleetLoginView.as_view(), name="fleet-login"),
+    path("logout/", LogoutView.as_view(), name="fleet-logout"),
+    path("live/", pages.live, name="fleet-live"),
+    path("history/", pages.history, name="fleet-history"),
+    path("dispatch/", pages.dispatch, name="fleet-dispatch"),
+    path("routes/", pages.routes, name="fleet-routes"),
+    path("reports/", pages.reports, name="fleet-reports"),
 ]
 
 # Development tools (benchmarks), present only in the set-up `make test` installs: never in the image.
