@@ -177,10 +177,13 @@ def test_it_mails_last_weeks_reports_on_monday(fleet_data, settings):
 def test_it_exports_from_the_admin_for_selected_vehicles(fleet_data, client, django_user_model):
     client.force_login(django_user_model.objects.create_superuser("manager", password="pw-manager-123"))
     vehicle = Vehicle.objects.get(plate="KCB456B")
-    response = client.post(
-        "/admin/domain/vehicle/", {"action": "export_trips", "_selected_action": [vehicle.id]}, follow=False
-    )
+    chosen = {"action": "export_trips", "_selected_action": [vehicle.id]}
+    asked = client.post("/admin/domain/vehicle/", chosen, follow=False)
+    assert asked.status_code == 200
+    assert "Content-Disposition" not in asked  # first the page asking for the dates
+    range_ = {"export": "yes", "since": "2026-11-15T00:00", "until": "2026-11-23T00:00"}  # EAT
+    response = client.post("/admin/domain/vehicle/", {**chosen, **range_}, follow=False)
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith('attachment; filename="trips-')
     rows = list(load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True).active.values)
-    assert [r[0] for r in rows[1:]] == ["KCB456B"]  # recent trips of the selected vehicle only
+    assert [r[0] for r in rows[1:]] == ["KCB456B"]  # the week's trips of the selected vehicle only
