@@ -7,7 +7,8 @@ session without CSRF on writes; and answers (not 401/403) with the right scope b
 
 Documented exceptions, each with its own proof here: /health/<role> (role status, no fleet data), /push/...
 (each source's own proof: events/tests/test_gateway.py, and below), /api/openapi.json and /api/docs (the
-contracts, no data), the token endpoints and the admin login page (they are how one logs in).
+contracts, no data), the token endpoints, the admin login page and the pages' login and logout (they are how one
+logs in). The pages (fleet/pages.py) hold read:fleet like the API: anonymous → the login page, no scope → 403.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ UNSAFE = {"post", "put", "patch", "delete"}
 PUBLIC_DOCS = {"/api/openapi.json", "/api/docs"}
 TOKEN_ENDPOINTS = {"/api/auth/token", "/api/auth/token/refresh", "/api/auth/token/revoke"}
 ADMIN_LOGIN_PAGES = {"/admin/login/", "/admin/logout/"}
+PAGES = {"/", "/live/", "/history/", "/dispatch/", "/routes/", "/reports/"}
+PAGE_LOGIN = {"/login/", "/logout/"}
 
 
 @pytest.fixture
@@ -99,6 +102,10 @@ def classify(pattern: str, api_paths: set[str]) -> str:
         return "health"
     if path.startswith("/push/"):
         return "push"
+    if path in PAGES:
+        return "page"
+    if path in PAGE_LOGIN:
+        return "page login"
     return "unclassified"
 
 
@@ -108,7 +115,7 @@ def test_it_places_every_url_of_the_project_in_the_matrix():
     assert not [p for p, c in classes.items() if c == "unclassified"], "add the new URL to the auth matrix"
     # The walk sees what it should: every operation of the API is a URL pattern too.
     assert {openapi_path(p) for p, c in classes.items() if c == "api operation"} == api_paths
-    assert {"admin", "health", "push", "token endpoint", "public docs"} <= set(classes.values())
+    assert {"admin", "health", "push", "token endpoint", "public docs", "page", "page login"} <= set(classes.values())
 
 
 def test_it_sends_every_admin_url_to_the_login_page(device):
@@ -143,6 +150,35 @@ def test_it_shows_health_without_fleet_data(client, device):
             "heartbeat_age_s", "heartbeat_max_age_s", "listen_connections",
         }  # fmt: skip
         assert not leaks(response)
+
+
+def test_it_shows_the_pages_to_read_fleet_only(device):
+    pages = [concrete(p) for p in url_patterns() if classify(p, set()) == "page"]
+    assert len(pages) == len(PAGES)
+    make_api_user("no-scope")
+    make_api_user("writer", *(SCOPES - {"read:fleet"}))
+    make_api_user("page-reader", "read:fleet")
+    for url in pages:
+        anonymous = Client().get(url)
+        assert anonymous.status_code == 302, url
+        assert anonymous["Location"].startswith("/login/" if url != "/" else "/live/"), url
+        for username in ("no-scope", "writer"):
+            who = Client()
+            who.login(username=username, password=PASSWORD)
+            response = who.get(url, follow=True)
+            assert response.status_code == 403, (url, username)
+            assert not leaks(response), (url, username)
+        reader = Client()
+        reader.login(username="page-reader", password=PASSWORD)
+        assert reader.get(url, follow=True).status_code == 200, url
+
+
+def test_it_shows_the_pages_login_without_fleet_data(client, device):
+    response = client.get("/login/")
+    assert response.status_code == 200
+    assert not leaks(response)
+    assert client.get("/logout/").status_code == 405  # a POST, with the CSRF token
+    assert client.post("/logout/").status_code == 302
 
 
 def test_it_stores_no_push_without_its_sources_proof(client, device):

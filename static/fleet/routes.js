@@ -30,7 +30,7 @@ createMap($("#map")).then((created) => {
   fleetMap.addLayers([
     {
       id: "route-line", type: "line", source: "route", layout: { "line-join": "round", "line-cap": "round" },
-      paint: { "line-color": OKABE_ITO.blue, "line-width": 5, "line-opacity": 0.85 },
+      paint: { "line-color": ["get", "_colour"], "line-width": 5, "line-opacity": 0.85 },
     },
     {
       id: "route-ends", type: "symbol", source: "route-ends",
@@ -94,22 +94,44 @@ function asCollection(geojson) {
   return collection([{ type: "Feature", geometry: geojson, properties: {} }]);
 }
 
+// Where each stretch's speed came from (geo's `observed_basis` keys), with the colour its stretches are drawn in.
+const BASIS = {
+  observed: ["observed speeds", OKABE_ITO.bluishGreen],
+  maxspeed: ["speed limits", OKABE_ITO.blue],
+  class_default: ["road-class defaults", OKABE_ITO.orange],
+};
+
+function basisText(basis) {
+  if (basis === null || basis === undefined) return "–";
+  if (typeof basis !== "object") return String(basis);
+  const order = Object.keys(BASIS);
+  const rank = (k) => (order.includes(k) ? order.indexOf(k) : order.length);
+  const entries = Object.entries(basis).sort(([a], [b]) => rank(a) - rank(b));
+  const shares = entries.every(([, v]) => typeof v === "number" && v >= 0 && v <= 1);
+  return entries
+    .filter(([, v]) => !shares || v > 0)
+    .map(([k, v]) => `${BASIS[k]?.[0] || k.replaceAll("_", " ")} ${shares ? `${Math.round(v * 100)} %` : v}`)
+    .join(", ") || "–";
+}
+
 export function renderRoute(answer) {
   const route = asCollection(answer.route_geojson);
+  for (const feature of route.features) {
+    feature.properties = feature.properties || {};
+    feature.properties._colour = BASIS[feature.properties.basis]?.[1] || OKABE_ITO.blue;
+  }
   const departs = Date.parse(zonedIso(form.depart.value) || "") || Date.now();
   const arrival = new Intl.DateTimeFormat("en-GB", { timeZone: config.timeZone, dateStyle: "medium", timeStyle: "short" })
     .format(new Date(departs + (answer.eta_sec || 0) * 1000));
-  const basis = answer.observed_basis;
-  const basisText = basis === null || basis === undefined ? "–"
-    : typeof basis === "object" ? Object.entries(basis).map(([k, v]) => `${k}: ${v}`).join(", ") : String(basis);
   const facts = [
     ["Travel time", fmtDuration(answer.eta_sec)],
     ["Arrival", `${arrival} ${config.zoneName}`],
     ["Distance", fmtDistance(answer.distance_m)],
-    ["Based on", basisText],
+    ["Speeds from", basisText(answer.observed_basis)],
   ];
   $("#route-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
   $("#route-result").hidden = false;
+  document.body.dataset.route = "shown";
   if (fleetMap) {
     fleetMap.setData("route", route);
     const coordinates = route.features.flatMap((f) => {
