@@ -23,7 +23,8 @@ from ninja.operation import Operation
 
 from domain import api as domain_api
 from fleet.auth import ADMIN_FLEET, READ_FLEET, UNDECLARED, AuthDenied, BearerJWT, DjangoSession, require
-from fleet.ratelimit import DASHBOARDS, rate_limit
+from fleet.ratelimit import DASHBOARDS, ROUTES, rate_limit
+from geo import api as geo_api
 from ops import api as ops_api
 from slo import api as slo_api
 from state.dashboards import api as dashboards_api
@@ -105,4 +106,5 @@ api.add_router("/fleet/", domain_api.admin_router, auth=require(ADMIN_FLEET))
 api.add_router("/views/", dashboards_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
 api.add_router("/slo/", slo_api.router, auth=require(READ_FLEET))
 api.add_router("/reports/", ops_api.reports_router, auth=require(READ_FLEET))
-# Routing (POST /api/routes, future): api.add_router("/routes", routes_router, auth=..., throttle=rate_limit(ROUTES))
+# POST /api/routes: read:fleet, and RATE_LIMIT_ROUTES_PER_MIN per client IP.
+api.add_router("/routes", geo_api.routes_router, auth=require(READ_FLEET), throttle=rate_limit(ROUTES))

@@ -324,3 +324,11 @@ ROAD_ZONE_SPEEDS_KMH: dict[str, float] = {
 # queue longer behind it), and is tried this many times before the load fails (the graph in use stays).
 ROAD_GRAPH_SWAP_LOCK_TIMEOUT_S = env.float("ROAD_GRAPH_SWAP_LOCK_TIMEOUT_S", default=2.0)
 ROAD_GRAPH_SWAP_ATTEMPTS = env.int("ROAD_GRAPH_SWAP_ATTEMPTS", default=5)
+
+# --- Routing (POST /api/routes; geo/routing.py) ------------------------------------------------------------------
+# astar (pgr_aStar with an admissible heuristic) or dijkstra (pgr_dijkstra): the same routes.
+ROUTE_ALGORITHM = env.str("ROUTE_ALGORITHM", default="astar")
+# The search covers the two ends' bounding box widened by this many metres, or by this share of their distance when
+# that is more; a route not found inside it is searched for on the whole graph.
+ROUTE_SEARCH_MARGIN_M = env.float("ROUTE_SEARCH_MARGIN_M", default=2000.0)
+ROUTE_SEARCH_MARGIN_FACTOR = env.float("ROUTE_SEARCH_MARGIN_FACTOR", default=0.5)

@@ -45,6 +45,9 @@ class Way(models.Model):
     speed_kmh = models.FloatField(help_text="The speed of the costs: maxspeed, else the class default")
     oneway = models.BooleanField()
     name = models.TextField(blank=True, default="")
+    routable = models.BooleanField(
+        db_default=False, help_text="In the graph's largest strongly connected part: routes may start and end here"
+    )
     x1 = models.FloatField()
     y1 = models.FloatField()
     x2 = models.FloatField()
@@ -74,6 +77,32 @@ class WayVertex(models.Model):
 
     def __str__(self) -> str:
         return f"vertex {self.id} (node {self.osm_node_id})"
+
+
+class SegmentSpeedBand(models.Model):
+    """Observed speed of one road segment in one hour of one weekday (local time, DISPLAY_TIME_ZONE): the mean of
+    the map-matched traversal speeds (geo_segment_observations) that fell in it. Maintained incrementally by the
+    map-matching projector (an upsert of sums per batch, never a full refresh); routing costs a segment at
+    `mean_kmh` when `samples` reaches the route_speed_min_samples threshold row."""
+
+    segment_id = models.BigIntegerField(help_text="geo_ways.id")
+    dow = models.SmallIntegerField(help_text="ISO day of the week, 1 = Monday … 7 = Sunday")
+    hour = models.SmallIntegerField(help_text="Hour of the day, 0 to 23")
+    speed_sum = models.FloatField(default=0.0, help_text="Sum of the samples' km/h (the mean is sum / samples)")
+    samples = models.IntegerField(default=0)
+    mean_kmh = models.FloatField(null=True, blank=True)
+    last_observed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "geo_segment_speed_band"
+        constraints = [
+            models.UniqueConstraint(fields=["segment_id", "dow", "hour"], name="geo_speed_band_key"),
+            models.CheckConstraint(condition=models.Q(dow__gte=1, dow__lte=7), name="geo_speed_band_dow"),
+            models.CheckConstraint(condition=models.Q(hour__gte=0, hour__lte=23), name="geo_speed_band_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"segment {self.segment_id} day {self.dow} {self.hour:02d}h: {self.mean_kmh} km/h ({self.samples})"
 
 
 class GraphLoad(models.Model):

@@ -1,4 +1,5 @@
-"""Writes of the geo layer: loading an OSM extract into the road graph (geo_ways, geo_ways_vertices).
+"""Writes of the geo layer: loading an OSM extract into the road graph (geo_ways, geo_ways_vertices), and routing
+(geo/routing.py), each call of which is written to geo_route_requests (the route_p95_ms SLO reads it).
 
 One load is one transaction: stage empty copies of the tables (geo/sql/graph.sql), COPY the split segments and
 their vertices in, build lengths, costs and every index, then swap the staged tables in under a short lock and
@@ -12,15 +13,18 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from geo.models import GraphLoad
+from geo.models import GraphLoad, RouteRequest
 from geo.osm import RoadGraph, linestring_ewkt, point_ewkt, read_road_graph
+from geo.routing import Route, RouteRefused, route_between
 
 log = structlog.get_logger(__name__)
 
@@ -135,3 +139,29 @@ def _swap() -> None:
             if sqlstate not in SWAP_RETRY_SQLSTATES or attempt == attempts:
                 raise
             log.warning("road graph swap waited too long for readers, trying again", attempt=attempt, sqlstate=sqlstate)
+
+
+def route_find(
+    origin: tuple[float, float], destination: tuple[float, float], *, depart_at: datetime | None = None
+) -> Route:
+    """The route from origin to destination ((lat, lng)) leaving at depart_at (default now); every call, found or
+    refused, is written to geo_route_requests with its duration. Raises RouteRefused."""
+    started = time.perf_counter()
+    requested_at = timezone.now()
+    detail: dict[str, Any] = {"origin": list(origin), "destination": list(destination)}
+    ok = False
+    try:
+        found = route_between(origin, destination, depart_at=depart_at or requested_at)
+        ok = True
+        detail |= {"distance_m": found.distance_m, "eta_sec": found.eta_sec, "algorithm": found.algorithm}
+        return found
+    except RouteRefused as exc:
+        detail["refused"] = exc.reason
+        raise
+    finally:
+        RouteRequest.objects.create(
+            requested_at=requested_at,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            ok=ok,
+            detail=detail,
+        )

@@ -48,6 +48,12 @@ TARGETS = [
     ("trip_max_duration_s", "threshold", 86400, "<=", "s", None, False,
      "A trip still going after this long is split in two (a tracker that never reports a stop, GPS drift): keeps "
      "re-folding a moving vehicle's trip bounded work."),
+    # Roads: routing
+    ("route_snap_max_m", "threshold", 200, "<=", "m", None, False,
+     "A route end farther than this from every road segment is off the graph (the routing endpoint answers 422)."),
+    ("route_speed_min_samples", "threshold", 10, ">=", "samples", None, False,
+     "A segment's observed speed band costs routes once it holds this many map-matched samples; below, maxspeed "
+     "or the class speed."),
 ]  # fmt: skip
 
 

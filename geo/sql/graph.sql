@@ -41,6 +41,24 @@ BEGIN
 END;
 $$;
 
+-- geo_ways.routable: the segment's two vertices lie in the graph's largest strongly connected part, where every
+-- vertex reaches every other. Fragments (a parking aisle drawn without its entrance, a one-way dead end of a clipped
+-- extract) stay in the graph for map matching and tiles, but a route neither starts nor ends on them: an end snapped
+-- there would have no route at all.
+CREATE OR REPLACE FUNCTION geo_graph_mark_routable(p_schema text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format(
+        'WITH parts AS (SELECT node, component FROM pgr_strongComponents(%L)),'
+        '     main AS (SELECT component FROM parts GROUP BY component ORDER BY count(*) DESC, component LIMIT 1),'
+        '     inside AS (SELECT node FROM parts JOIN main USING (component))'
+        ' UPDATE %I.geo_ways w SET routable = (w.source IN (SELECT node FROM inside)'
+        '                                      AND w.target IN (SELECT node FROM inside))',
+        format('SELECT id, source, target, cost, reverse_cost FROM %I.geo_ways', p_schema), p_schema
+    );
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION geo_graph_build() RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -58,6 +76,7 @@ BEGIN
     FROM pg_temp.geo_ways_input i, LATERAL (SELECT ST_Length(i.geom::geography) AS length_m) m
     ORDER BY i.id;
     DROP TABLE pg_temp.geo_ways_input;
+    PERFORM geo_graph_mark_routable('geo_staging');
 
     FOREACH tbl IN ARRAY ARRAY['geo_ways', 'geo_ways_vertices'] LOOP
         FOR idx IN
