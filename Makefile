@@ -30,6 +30,9 @@ migrate: bootstrap
 	@$(PY) manage.py migrate --no-input -v 0
 
 ## make run — set up everything, then gateway + worker + cron in the foreground (Ctrl-C stops all).
+## On the embedded database it also runs the demo fleet's simulator; `make run SIMULATE=0` leaves it off.
+SIMULATE ?= 1
+export SIMULATE
 run: bootstrap
 	@bin/run
 
