@@ -13,6 +13,8 @@ and fleet/tests/test_auth_matrix.py fails on it. The view endpoints are mounted 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -81,6 +83,27 @@ class FleetAPI(NinjaAPI):
         if path_prefix is None:
             path_prefix = self.get_root_path(path_params or {})
         return ScopedOpenAPISchema(self, path_prefix)
+
+
+def scoped_view(view: Callable[..., HttpResponse], *scopes: str) -> Callable[..., HttpResponse]:
+    """A plain Django view (one outside /api/, such as the road tiles) behind the API's own check: a bearer token
+    or a session holding one of `scopes`, refused with the API's {"detail", "code"} answers (401, 403)."""
+    checks = require(*scopes)
+
+    @wraps(view)
+    def scoped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            for check in checks:
+                principal = check(request)
+                if principal is not None:
+                    request.auth = principal  # type: ignore[attr-defined]  # the attribute ninja sets on requests
+                    return view(request, *args, **kwargs)
+        except AuthDenied as exc:
+            return _error(api, request, exc.status_code, exc.code, exc.message)
+        detail = "authentication required: a bearer token (POST /api/auth/token) or a session"
+        return _error(api, request, 401, "not_authenticated", detail)
+
+    return scoped
 
 
 api = FleetAPI(

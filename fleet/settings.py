@@ -332,3 +332,7 @@ ROUTE_ALGORITHM = env.str("ROUTE_ALGORITHM", default="astar")
 # that is more; a route not found inside it is searched for on the whole graph.
 ROUTE_SEARCH_MARGIN_M = env.float("ROUTE_SEARCH_MARGIN_M", default=2000.0)
 ROUTE_SEARCH_MARGIN_FACTOR = env.float("ROUTE_SEARCH_MARGIN_FACTOR", default=0.5)
+# Road tiles (/tiles/roads/{z}/{x}/{y}.pbf): tiles each gateway process keeps (per graph load), and the seconds a
+# browser may keep one (Cache-Control: private).
+ROAD_TILE_CACHE_TILES = env.int("ROAD_TILE_CACHE_TILES", default=4096)
+ROAD_TILE_MAX_AGE_S = env.int("ROAD_TILE_MAX_AGE_S", default=3600)

@@ -11,9 +11,10 @@ from django.contrib.auth.views import LogoutView
 from django.urls import include, path
 
 from fleet import health, pages
-from fleet.api import api
-from fleet.auth import TokenObtainView, TokenRevokeView, TokenRotateView, admin_login
+from fleet.api import api, scoped_view
+from fleet.auth import READ_FLEET, TokenObtainView, TokenRevokeView, TokenRotateView, admin_login
 from fleet.roles import ROLES
+from geo.views import road_tile_view
 from ops.overview import ops_overview
 
 
@@ -37,6 +38,8 @@ urlpatterns = [
     path("api/", api.urls),
     path("health/<str:role>", health.role_health, name="health"),
     path("push/", include("events.urls")),
+    # The road graph as vector tiles for the pages' maps (geo/views.py), read:fleet like the API (token or session).
+    path("tiles/roads/<str:z>/<str:x>/<str:y>.pbf", scoped_view(road_tile_view, READ_FLEET), name="road-tile"),
     # The pages for dispatchers and managers (fleet/pages.py): session login, read:fleet like the API.
     path("", pages.home, name="fleet-home"),
     path("login/", pages.FleetLoginView.as_view(), name="fleet-login"),

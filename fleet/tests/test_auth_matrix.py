@@ -27,7 +27,7 @@ from devtools.testing.auth import PASSWORD, access_for, bearer, make_api_user, t
 from domain.models import Account, Device, Vehicle
 from events.models import RawEvent
 from fleet.api import FleetAPI, api
-from fleet.auth import SCOPES, UNDECLARED
+from fleet.auth import SCOPES, UNDECLARED, WRITE_OPS
 
 pytestmark = pytest.mark.django_db
 
@@ -106,6 +106,8 @@ def classify(pattern: str, api_paths: set[str]) -> str:
         return "page"
     if path in PAGE_LOGIN:
         return "page login"
+    if path.startswith("/tiles/"):
+        return "tiles"
     return "unclassified"
 
 
@@ -115,7 +117,9 @@ def test_it_places_every_url_of_the_project_in_the_matrix():
     assert not [p for p, c in classes.items() if c == "unclassified"], "add the new URL to the auth matrix"
     # The walk sees what it should: every operation of the API is a URL pattern too.
     assert {openapi_path(p) for p, c in classes.items() if c == "api operation"} == api_paths
-    assert {"admin", "health", "push", "token endpoint", "public docs", "page", "page login"} <= set(classes.values())
+    assert {"admin", "health", "push", "token endpoint", "public docs", "page", "page login", "tiles"} <= set(
+        classes.values()
+    )
 
 
 def test_it_sends_every_admin_url_to_the_login_page(device):
@@ -171,6 +175,28 @@ def test_it_shows_the_pages_to_read_fleet_only(device):
         reader = Client()
         reader.login(username="page-reader", password=PASSWORD)
         assert reader.get(url, follow=True).status_code == 200, url
+
+
+def test_it_serves_tiles_to_read_fleet_only(device):
+    """Tiles (the road graph for the pages' maps) answer like the API: 401 without credentials or with a bad token,
+    403 without read:fleet (token or session), 200 with it."""
+    tiles = [concrete(p).replace("sample", "0") for p in url_patterns() if classify(p, set()) == "tiles"]
+    assert tiles
+    make_api_user("tile-writer", *(SCOPES - {"read:fleet"}))
+    make_api_user("tile-reader", "read:fleet")
+    for n, url in enumerate(tiles):
+        assert_refused(Client().get(url), 401, "not_authenticated", url)
+        assert_refused(request(Client(), "get", url, **bearer("garbage")), 401, "token_invalid", url)
+        writer = Client()
+        writer.login(username="tile-writer", password=PASSWORD)
+        assert_refused(writer.get(url), 403, "insufficient_scope", f"{url}, session")
+        writer_token = bearer(access_for(make_api_user(f"tile-w-{n}", WRITE_OPS)))
+        assert_refused(request(Client(), "get", url, **writer_token), 403, "insufficient_scope", url)
+        reader = Client()
+        reader.login(username="tile-reader", password=PASSWORD)
+        assert reader.get(url).status_code == 200, url
+        reader_token = bearer(access_for(make_api_user(f"tile-r-{n}", "read:fleet")))
+        assert request(Client(), "get", url, **reader_token).status_code == 200, url
 
 
 def test_it_shows_the_pages_login_without_fleet_data(client, device):

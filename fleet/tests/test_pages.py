@@ -199,6 +199,7 @@ def test_the_vendored_maplibre_comes_with_its_licence():
 
 def test_routing_and_road_tiles_are_absent_until_the_gateway_serves_them(reader, monkeypatch):
     monkeypatch.setattr(pages, "ROUTES_PATH", "/api/no-routes-here")
+    monkeypatch.setattr(pages, "ROAD_TILES_PATH", "/tiles/no-roads-here/{z}/{x}/{y}.pbf")
     config = config_of(reader.get("/routes/"))
     assert config["routes"] is None
     assert config["map"]["roadTiles"] is None
