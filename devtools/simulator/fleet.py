@@ -61,7 +61,7 @@ class Config:
     light_s: tuple[float, float] = (5.0, 40.0)
     min_leg_m: float = 400.0
     return_to_depot: float = 0.25
-    first_departure_s: tuple[float, float] = (5.0, 60.0)
+    first_departure_s: tuple[float, float] = (3.0, 40.0)  # so that the whole fleet moves within a minute
     # At a destination: parked with the ignition off (park_share), otherwise idling with it on
     park_share: float = 0.75
     park_min: tuple[float, float] = (2.0, 8.0)
@@ -234,13 +234,36 @@ class FleetSimulator:
         self.stats["fixes_late"] += len(bursts)
         self.stats["alarms"] += len(alarms)
         self.stats["lbs"] += len(lbs)
+        pushes = self._pushes(
+            (
+                ("pushgps", "gps", fixes),
+                ("pushgps", "burst", bursts),
+                ("pushalarm", "alarm", alarms),
+                ("pushlbs", "lbs", lbs),
+            )
+        )
+        self.stats["ticks"] += 1
+        return Tick(at=t, pushes=pushes, snapshots=snapshots)
+
+    def flush(self, t: int) -> list[Push]:
+        """The end of a bounded run: every vehicle without signal gets it back at `t` and sends what it buffered."""
+        bursts: list[dict[str, Any]] = []
+        for vehicle in self.vehicles:
+            if vehicle.buffered:
+                for item in vehicle.buffered:
+                    item["gateTime"] = jimi_time(t)
+                bursts.extend(vehicle.buffered)
+                self.stats["bursts"] += 1
+                vehicle.buffered, vehicle.outage_until = [], t
+        self.stats["fixes"] += len(bursts)
+        self.stats["fixes_late"] += len(bursts)
+        return self._pushes((("pushgps", "burst", bursts),))
+
+    def _pushes(self, batches: tuple[tuple[str, str, list[dict[str, Any]]], ...]) -> list[Push]:
+        """Posts of at most batch_max items each; now and then the hub sends one twice."""
+        c = self.config
         pushes: list[Push] = []
-        for path, kind, items in (
-            ("pushgps", "gps", fixes),
-            ("pushgps", "burst", bursts),
-            ("pushalarm", "alarm", alarms),
-            ("pushlbs", "lbs", lbs),
-        ):
+        for path, kind, items in batches:
             for n in range(0, len(items), c.batch_max):
                 chunk = items[n : n + c.batch_max]
                 push = Push(path, json.dumps(chunk, separators=(",", ":")), len(chunk), kind)
@@ -248,9 +271,8 @@ class FleetSimulator:
                 if self._fleet_rng.random() < c.duplicate_rate:
                     pushes.append(Push(push.path, push.data_list, push.items, push.kind, copy=True))
                     self.stats["duplicates"] += 1
-        self.stats["ticks"] += 1
         self.stats["posts"] += len(pushes)
-        return Tick(at=t, pushes=pushes, snapshots=snapshots)
+        return pushes
 
     def modes(self) -> Counter[str]:
         return Counter("offline" if v.outage_until > self.now - v.phase else str(v.mode) for v in self.vehicles)

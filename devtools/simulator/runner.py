@@ -5,7 +5,8 @@ or now, never in the future (the positions projector would judge a fix dated aft
 run (`minutes`) therefore starts its clock in the past, just far enough that its last tick falls on the moment it
 ends: `minutes * (1 - 1/speedup)` before now. An unbounded run starts now and runs in real time (a speedup cannot
 run ahead of now). When posting falls behind (the gateway is down and pushes wait for it), the ticks that came due
-meanwhile are posted one after another as soon as the gateway is back.
+meanwhile are posted one after another as soon as the gateway is back. At the end of a bounded run, vehicles still
+without signal send the fixes they buffered.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from devtools.simulator.fleet import FleetSimulator
+from devtools.simulator.fleet import FleetSimulator, Push
 from devtools.simulator.poster import Poster, Stopped
 
 log = structlog.get_logger("devtools.simulator")
@@ -57,18 +58,14 @@ def run(
     while not stop.is_set():
         t = start + k * every
         if end is not None and t > end:
+            # The end of a bounded run: vehicles still without signal send what they buffered, so every fix the
+            # run made reaches the gateway.
+            unsent = _post(poster, simulator.flush(last), last)
             break
         due = max(real0 + (t - start) / speedup, float(t))
         if (delay := due - wall()) > 0 and stop.wait(delay):
             break
-        tick = simulator.tick(t)
-        try:
-            for n, push in enumerate(tick.pushes):
-                unsent = len(tick.pushes) - n
-                poster.post(push)
-            unsent = 0
-        except Stopped as exc:
-            log.warning("simulator.stopping", reason=str(exc), unsent_posts=unsent, sim_time=_iso(t))
+        if unsent := _post(poster, simulator.tick(t).pushes, t):
             break
         last = t
         k += 1
@@ -79,6 +76,17 @@ def run(
     summary["unsent_posts"] = unsent
     summary["fixes_still_buffered"] = simulator.buffered()
     return summary
+
+
+def _post(poster: Poster, pushes: list[Push], t: int) -> int:
+    """Post pushes in order; the number left unsent when asked to stop (0: all delivered)."""
+    for n, push in enumerate(pushes):
+        try:
+            poster.post(push)
+        except Stopped as exc:
+            log.warning("simulator.stopping", reason=str(exc), unsent_posts=len(pushes) - n, sim_time=_iso(t))
+            return len(pushes) - n
+    return 0
 
 
 def _summary(simulator: FleetSimulator, poster: Poster, t: int, real0: float, now: float) -> dict[str, Any]:
