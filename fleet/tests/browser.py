@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -109,6 +110,13 @@ class Browser:
         path = SCREENSHOTS / f"{name}.png"
         self.driver.save_screenshot(str(path))
         return path
+
+
+def assert_test_database() -> None:
+    """The page tests commit rows and flush every table after: never anywhere but a test database. (pytest-django
+    sets one up only when the run holds a test marked django_db; the page test modules are marked so.)"""
+    name = str(connection.settings_dict["NAME"])
+    assert name.startswith("test_"), f"refusing to write to {name!r}: not a test database"
 
 
 def off_origin(urls: list[str], base_url: str) -> list[str]:

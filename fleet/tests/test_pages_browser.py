@@ -34,11 +34,13 @@ from devtools.testing.auth import make_api_user
 from devtools.testing.fixtures import RoleProcess, free_port, wait_until
 from domain.models import Account, AssignedCity, CostCentre, Device, Driver, DriverAssignment, Lifecycle, Vehicle
 from events.models import PushSource, SourceKind
-from fleet.tests.browser import Browser, chromium, needs_chromium, off_origin
+from fleet.tests.browser import Browser, assert_test_database, chromium, needs_chromium, off_origin
 from slo.services import slo_measure_all
 from state.models import Alarm, LivePosition, Trip
 
-pytestmark = [needs_chromium, pytest.mark.xdist_group("pages-browser")]
+# django_db: pytest-django sets the test database up only for a run that holds a test marked so (the tests here
+# reach the database through the gateway; the module's fixture writes it directly).
+pytestmark = [needs_chromium, pytest.mark.xdist_group("pages-browser"), pytest.mark.django_db]
 
 HUB_SECRET = "pages-hub-token-5d2e"
 NAIROBI = (-1.2921, 36.8219)
@@ -158,11 +160,13 @@ def site(django_db_setup: Any, django_db_blocker: Any) -> Iterator[SimpleNamespa
     """The fleet above, pushed through a real gateway and parsed and projected by a real worker."""
     now = timezone.now()
     with django_db_blocker.unblock():
-        create_fleet(now)
-        env = {"MAP_OFFLINE": "true", "RATE_LIMIT_DASHBOARDS_PER_MIN": "0", "GATEWAY_WORKERS": "2"}
-        gateway = RoleProcess("gateway", env=env).start()
-        worker = RoleProcess("worker").start()
+        assert_test_database()
+        env = {"MAP_OFFLINE": "true", "RATE_LIMIT_DASHBOARDS_PER_MIN": "0", "GATEWAY_WORKERS": "2", "LIVE_POLL_S": "2"}
+        gateway, worker = RoleProcess("gateway", env=env), RoleProcess("worker")
         try:
+            create_fleet(now)
+            gateway.start()
+            worker.start()
             gateway.wait_http("/health/gateway")
             fixes, alarms = pushes(now)
             push(gateway.base_url, "pushgps", fixes)
@@ -286,6 +290,37 @@ def test_the_live_page_shows_every_vehicle_the_api_returns(dispatcher: Browser) 
     shown = dispatcher.js("return window.fleet.map.queryRenderedFeatures({layers: ['vehicles-points']}).length")
     assert shown >= 6
     dispatcher.screenshot("live-nairobi")
+    no_console_errors(dispatcher)
+
+
+def test_the_live_page_polls_and_pauses_while_the_tab_is_hidden(dispatcher: Browser) -> None:
+    """LIVE_POLL_S is 2 on this module's gateway."""
+
+    def refreshes() -> list[str]:
+        return [u for u in dispatcher.requested_urls() if "/api/views/" in u]
+
+    dispatcher.get("/live/")
+    dispatcher.wait(lambda d: rendered(dispatcher))
+    seen: list[str] = []
+
+    def three_refreshes(_: Any) -> bool:
+        seen.extend(refreshes())
+        return len(seen) >= 3
+
+    dispatcher.wait(three_refreshes, timeout=15)
+    assert any("/api/views/live" in u for u in seen)
+    dispatcher.js(
+        "Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'));"
+    )
+    refreshes()
+    time.sleep(5)  # two and a half refresh periods with the tab hidden
+    assert refreshes() == []
+    dispatcher.js(
+        "Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'));"
+    )
+    dispatcher.wait(lambda d: refreshes(), timeout=5)  # at once, not a period later
     no_console_errors(dispatcher)
 
 
@@ -509,7 +544,8 @@ def test_with_map_offline_no_request_leaves_the_gateway(dispatcher: Browser) -> 
             dispatcher.wait(lambda d: rendered(dispatcher))
         urls += dispatcher.requested_urls()
         urls += dispatcher.js("return performance.getEntriesByType('resource').map((e) => e.name)")
-    assert any("/api/views/live" in u for u in urls)
+    assert any("/api/views/overview" in u for u in urls)  # the live page's first refresh
+    assert any("/api/views/history" in u for u in urls)
     assert any("maplibre-gl-worker" in u for u in urls)
     assert off_origin(urls, dispatcher.base_url) == []
     no_console_errors(dispatcher)
