@@ -130,9 +130,20 @@ class DispatchViewOut(Schema):
     slo_status: SloStatusOut
 
 
+class RecentAlarmOut(Schema):
+    vehicle_id: int | None
+    plate: str
+    occurred_at: str | None
+    code: str | None
+    name: str | None
+    severity: str
+    cleared: bool | None
+
+
 class OverviewSummaryOut(LiveSummaryOut):
     today: dict[str, Any]
     alarms_24h: dict[str, int]
+    recent_alarms: list[RecentAlarmOut]
     cost_centres: list[dict[str, Any]]
 
 

@@ -453,6 +453,10 @@ def dispatch_view(
     }
 
 
+# How many of the last day's alarms the overview lists (the panel shows the newest; the rest are counted).
+RECENT_ALARMS = 20
+
+
 def overview_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[str, Any]:
     """The fleet overview: state and freshness per cost centre, today's driving, the last day's alarms."""
     now = now or timezone.now()
@@ -491,6 +495,15 @@ def overview_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[
             [device_ids, now - timedelta(days=1)],
         )
         alarms = dict(cursor.fetchall())
+        # The newest alarms of the last day, for the recent-alarms panel: plate as the dashboards show it.
+        cursor.execute(
+            "SELECT a.device_id, a.occurred_at, a.code, coalesce(a.name, a.normalised_name), a.severity, a.cleared"
+            "  FROM state_alarms a WHERE a.device_id = ANY(%s) AND a.occurred_at >= %s"
+            " ORDER BY a.occurred_at DESC LIMIT %s",
+            [device_ids, now - timedelta(days=1), RECENT_ALARMS],
+        )
+        recent = cursor.fetchall()
+    by_device = {f["properties"]["device_id"]: f["properties"] for f in live["geojson"]["features"]}
     summary = {
         **live["summary"],
         "today": {
@@ -500,6 +513,18 @@ def overview_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[
             "since": _local(local_midnight),
         },
         "alarms_24h": {s: alarms.get(s, 0) for s in ("critical", "warning", "info")},
+        "recent_alarms": [
+            {
+                "vehicle_id": by_device[d]["vehicle_id"],
+                "plate": by_device[d]["plate"] or by_device[d]["imei"],
+                "occurred_at": _local(at),
+                "code": code,
+                "name": name,
+                "severity": severity,
+                "cleared": cleared,
+            }
+            for d, at, code, name, severity, cleared in recent
+        ],
         "cost_centres": [
             {**g, "by_state": dict(g["by_state"]), "by_freshness": dict(g["by_freshness"])}
             for _, g in sorted(groups.items())

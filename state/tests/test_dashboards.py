@@ -211,3 +211,20 @@ def test_it_groups_the_overview_by_cost_centre(db, make_device):
     assert centres["North"]["by_state"] == {"moving": 1}
     assert centres[None]["by_state"] == {"unknown": 1}
     assert summary["today"]["distance_km"] == 5.0
+
+
+def test_it_lists_the_newest_alarms_of_the_last_day_in_the_overview(db, make_device):
+    device = make_device(plate="KCH 100H")
+    fix(device, age_s=10)
+    for n, (hours, code, name, severity) in enumerate(
+        ((1, "1", "SOS alert", "critical"), (3, "6", "Overspeed", "warning"), (30, "90", "Low battery", "info"))
+    ):
+        at = NOW - timedelta(hours=hours)
+        Alarm.objects.create(parsed_id=900 + n, device_id=device.id, occurred_at=at, received_at=at,
+                             code=code, name=name, normalised_name=name.lower(), severity=severity)  # fmt: skip
+    recent = overview_view(ViewFilters(), now=NOW)["summary"]["recent_alarms"]
+    assert [(a["plate"], a["name"], a["severity"]) for a in recent] == [
+        ("KCH100H", "SOS alert", "critical"),
+        ("KCH100H", "Overspeed", "warning"),
+    ]  # newest first; the one from yesterday morning is out
+    assert recent[0]["occurred_at"].endswith("+03:00")

@@ -238,6 +238,12 @@ function renderAlarms(summary) {
     el("p", { class: "muted" },
       `Today since ${fmtTime(today.since).slice(11, 16)}: ${fmtNumber(today.trips, 0)} trips, ` +
       `${fmtNumber(today.distance_km)} km.`),
+    el("ol", { class: "plain-list", id: "recent-alarms", "aria-label": "The newest alarms of the last 24 hours" },
+      ...(summary.recent_alarms || []).map((a) => el("li", { dataset: { severity: a.severity } },
+        el("span", { class: `state-tag severity-${a.severity}` },
+          el("span", { class: "swatch shape-triangle", "aria-hidden": "true" }), a.severity),
+        ` ${a.plate} · ${a.name || a.code || "alarm"} · ${fmtTime(a.occurred_at).slice(11, 16)}` +
+        (a.cleared ? " (cleared)" : "")))),
   );
 }
 
