@@ -54,6 +54,11 @@ TARGETS = [
     ("route_speed_min_samples", "threshold", 10, ">=", "samples", None, False,
      "A segment's observed speed band costs routes once it holds this many map-matched samples; below, maxspeed "
      "or the class speed."),
+    # Ops: tickets (hours from opening to the SLA deadline, per priority; time spent waiting is added)
+    ("ticket_sla_urgent_h", "threshold", 4, "<=", "h", None, False, "SLA of an urgent ticket."),
+    ("ticket_sla_high_h", "threshold", 8, "<=", "h", None, False, "SLA of a high-priority ticket."),
+    ("ticket_sla_normal_h", "threshold", 24, "<=", "h", None, False, "SLA of a normal ticket."),
+    ("ticket_sla_low_h", "threshold", 72, "<=", "h", None, False, "SLA of a low-priority ticket."),
 ]  # fmt: skip
 
 
