@@ -212,7 +212,7 @@ class TokenObtainView(TokenObtainPairView):
             return too_many_requests(wait, f"too many failed logins for this username; retry in {wait} s")
         response = super().post(request, *args, **kwargs)
         if response.status_code == 200:
-            counter_reset(_login_key(username, ip))
+            login_succeeded(username, ip)
         return response
 
 
@@ -230,6 +230,11 @@ class TokenRevokeView(TokenBlacklistView):
 def _login_key(username: str, ip: str) -> str:
     # Raw client input: NUL cannot go into PostgreSQL text (the lock is checked before the form is validated).
     return f"login:{username.replace(chr(0), '').casefold()[:150]}:{ip}"
+
+
+def login_succeeded(username: str, ip: str) -> None:
+    """A successful login clears the failures counted against `username` from `ip`."""
+    counter_reset(_login_key(username, ip))
 
 
 def login_lock_wait(username: str, ip: str) -> int | None:
@@ -262,7 +267,7 @@ def admin_login(request: HttpRequest, extra_context: dict[str, Any] | None = Non
             return response
     response = admin.site.login(request, extra_context)
     if request.method == "POST" and response.status_code == 302:
-        counter_reset(_login_key(request.POST.get("username", ""), client_ip(request)))
+        login_succeeded(request.POST.get("username", ""), client_ip(request))
     return response
 
 

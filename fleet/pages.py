@@ -38,8 +38,8 @@ from django.views.decorators.http import require_GET
 
 from domain.models import AssignedCity, CostCentre
 from domain.plates import normalize_plate
-from fleet.auth import READ_FLEET, _login_key, login_lock_wait, user_scopes
-from fleet.ratelimit import client_ip, counter_reset
+from fleet.auth import READ_FLEET, login_lock_wait, login_succeeded, user_scopes
+from fleet.ratelimit import client_ip
 from ops.reports import REPORTS
 from slo.selectors import slo_status
 from state.dashboards.selectors import MAX_HISTORY_DAYS
@@ -195,7 +195,7 @@ class FleetLoginView(LoginView):
             return locked
         response: HttpResponse = super().post(request, *args, **kwargs)
         if response.status_code == 302:
-            counter_reset(_login_key(username, ip))
+            login_succeeded(username, ip)
         return response
 
 
