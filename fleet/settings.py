@@ -336,3 +336,10 @@ ROUTE_SEARCH_MARGIN_FACTOR = env.float("ROUTE_SEARCH_MARGIN_FACTOR", default=0.5
 # browser may keep one (Cache-Control: private).
 ROAD_TILE_CACHE_TILES = env.int("ROAD_TILE_CACHE_TILES", default=4096)
 ROAD_TILE_MAX_AGE_S = env.int("ROAD_TILE_MAX_AGE_S", default=3600)
+
+# --- Map matching (geo/matching/: fixes → segment traversals → speed bands) ----------------------------------------
+# A device's fixes are matched in windows of this many seconds, each read with this margin on either side; a fix
+# has at most this many candidate segments. The matcher's thresholds are rows of slo_targets (mapmatch_*).
+MAPMATCH_WINDOW_S = env.int("MAPMATCH_WINDOW_S", default=600)
+MAPMATCH_WINDOW_MARGIN_S = env.int("MAPMATCH_WINDOW_MARGIN_S", default=120)
+MAPMATCH_MAX_CANDIDATES = env.int("MAPMATCH_MAX_CANDIDATES", default=8)

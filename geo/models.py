@@ -79,6 +79,70 @@ class WayVertex(models.Model):
         return f"vertex {self.id} (node {self.osm_node_id})"
 
 
+class MatchPending(models.Model):
+    """Work-list of the map-matching projector: position fixes (inserted, updated or deleted in events_parsed) whose
+    device windows have not been matched again yet. Filled by geo's own deferred trigger on events_parsed
+    (geo/sql/match_pending.sql) and drained with SKIP LOCKED in the projector's transaction, like the state
+    projectors' work-list; the delete of these rows is the checkpoint."""
+
+    id = models.BigAutoField(primary_key=True)
+    parsed_id = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+    device_id = models.BigIntegerField(null=True)
+    attempts = models.IntegerField(db_default=0)
+    not_before = models.DateTimeField(null=True, blank=True)
+    # Parked: failed PROJECT_MAX_ATTEMPTS times alone; never claimed again until re-queued.
+    failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, db_default="")
+
+    class Meta:
+        db_table = "geo_match_pending"
+        verbose_name = "map-matching work-list row"
+        indexes = [
+            models.Index(fields=["attempts", "id"], name="geo_match_pending_claim"),
+            models.Index(
+                fields=["failed_at"], name="geo_match_pending_parked", condition=models.Q(failed_at__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"match ← parsed #{self.parsed_id}"
+
+
+class SegmentObservation(models.Model):
+    """One traversal of a road segment by a device, from map matching (geo/matching/): the segment, the direction,
+    when (the middle of the traversal, device time), the length covered and its speed, and the confidence of the
+    match (the mean posterior probability of the matched fixes that bound it). `complete`: driven from
+    one end of the segment to the other; `in_band`: counted in the segment's speed band (complete, confident,
+    plausible) — kept so that re-matching a window takes out exactly what it put in."""
+
+    id = models.BigAutoField(primary_key=True)
+    segment_id = models.BigIntegerField(help_text="geo_ways.id")
+    osm_id = models.BigIntegerField(help_text="The OSM way of the segment")
+    device_id = models.BigIntegerField()
+    observed_at = models.DateTimeField()
+    entered_at = models.DateTimeField()
+    left_at = models.DateTimeField()
+    direction = models.CharField(
+        max_length=8, choices=[("forward", "source → target"), ("backward", "target → source")]
+    )
+    length_m = models.FloatField()
+    speed_kmh = models.FloatField(null=True, blank=True)
+    confidence = models.FloatField()
+    complete = models.BooleanField()
+    in_band = models.BooleanField()
+
+    class Meta:
+        db_table = "geo_segment_observations"
+        indexes = [
+            models.Index(fields=["device_id", "observed_at"], name="geo_observations_device_time"),
+            models.Index(fields=["segment_id", "observed_at"], name="geo_observations_segment_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"segment {self.segment_id} {self.direction} @ {self.observed_at:%Y-%m-%d %H:%M:%S}"
+
+
 class SegmentSpeedBand(models.Model):
     """Observed speed of one road segment in one hour of one weekday (local time, DISPLAY_TIME_ZONE): the mean of
     the map-matched traversal speeds (geo_segment_observations) that fell in it. Maintained incrementally by the

@@ -162,8 +162,9 @@ def _split(snaps: list[tuple[int, Snap]], way: dict[str, Any], next_id: int) -> 
     return pieces
 
 
-def _local_band(depart_at: datetime) -> tuple[int, int]:
-    local = depart_at.astimezone(ZoneInfo(settings.DISPLAY_TIME_ZONE))
+def local_band(moment: datetime) -> tuple[int, int]:
+    """(ISO weekday, hour) of a moment in DISPLAY_TIME_ZONE: the key of the speed bands."""
+    local = moment.astimezone(ZoneInfo(settings.DISPLAY_TIME_ZONE))
     return local.isoweekday(), local.hour
 
 
@@ -194,7 +195,7 @@ def route_between(
                 f" points farther than {max_snap_m:,.0f} m are off the graph",
             )
         ends.append((vertex, s))
-    dow, hour = _local_band(depart_at)
+    dow, hour = local_band(depart_at)
     gc = haversine_m(*origin, *destination)
     margin = max(settings.ROUTE_SEARCH_MARGIN_M, settings.ROUTE_SEARCH_MARGIN_FACTOR * gc)
     (_, o), (_, d) = ends

@@ -1,5 +1,8 @@
 """Jobs of the geo layer. Thin: each calls a service.
 
+`geo.match_positions` is deferred by the database itself (geo's trigger on events_parsed, at commit) and drains the
+map-matching work-list; the sweep is its safety net and the retry clock of fixes whose batch failed.
+
 The road graph is reloaded from settings.OSM_EXTRACT_PATH on the 1st of every month (02:41 UTC, 05:41 EAT) in the
 cron role; with the setting empty no periodic load is registered.
 """
@@ -14,6 +17,9 @@ import structlog
 from django.conf import settings
 from procrastinate.contrib.django import app
 
+from events.tasks import sweep_every
+from geo.matching.projector import match_fold
+from geo.matching.worklist import WAKE_TASK, match_drain
 from geo.services import road_graph_load
 
 log = structlog.get_logger(__name__)
@@ -37,3 +43,14 @@ def osm_load(timestamp: int) -> None:
         "road graph loaded", file=load.file_name, sha256=load.sha256, ways=load.ways, segments=load.segments,
         vertices=load.vertices, length_km=load.length_km, seconds=load.seconds,
     )  # fmt: skip
+
+
+@app.task(name=WAKE_TASK, queue="project", queueing_lock=WAKE_TASK, pass_context=False)
+def match_positions() -> None:
+    match_drain(match_fold, batch_size=settings.PROJECT_BATCH_SIZE, woken=True)
+
+
+@sweep_every(settings.PROJECT_SWEEP_EVERY_S, periodic_id="geo-match-sweep")
+@app.task(name="geo.sweep_match", queue="project", queueing_lock="geo.sweep_match", pass_context=False)
+def sweep_match(timestamp: int) -> None:
+    match_drain(match_fold, batch_size=settings.PROJECT_BATCH_SIZE, woken=False)

@@ -54,6 +54,17 @@ TARGETS = [
     ("route_speed_min_samples", "threshold", 10, ">=", "samples", None, False,
      "A segment's observed speed band costs routes once it holds this many map-matched samples; below, maxspeed "
      "or the class speed."),
+    # Roads: map matching (Newson & Krumm's hidden Markov model, geo/matching/)
+    ("mapmatch_sigma_m", "threshold", 8, "<=", "m", None, False,
+     "Standard deviation of GPS error: the emission probability is a Gaussian of the fix-to-road distance."),
+    ("mapmatch_beta_m", "threshold", 3, "<=", "m", None, False,
+     "Scale of the transition probability: an exponential of |route distance - great-circle distance|."),
+    ("mapmatch_search_radius_m", "threshold", 50, "<=", "m", None, False,
+     "Road segments within this distance of a fix are its candidates; a fix with none is skipped."),
+    ("mapmatch_max_gap_s", "threshold", 180, "<=", "s", None, False,
+     "Fixes further apart in time are matched as separate chains (no route is guessed across the gap)."),
+    ("mapmatch_band_min_confidence", "threshold", 0.8, ">=", "", None, False,
+     "A whole-segment traversal matched with at least this confidence counts in the segment's speed band."),
     # Ops: tickets (hours from opening to the SLA deadline, per priority; time spent waiting is added)
     ("ticket_sla_urgent_h", "threshold", 4, "<=", "h", None, False, "SLA of an urgent ticket."),
     ("ticket_sla_high_h", "threshold", 8, "<=", "h", None, False, "SLA of a high-priority ticket."),
