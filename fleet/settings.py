@@ -326,8 +326,9 @@ ROAD_GRAPH_SWAP_LOCK_TIMEOUT_S = env.float("ROAD_GRAPH_SWAP_LOCK_TIMEOUT_S", def
 ROAD_GRAPH_SWAP_ATTEMPTS = env.int("ROAD_GRAPH_SWAP_ATTEMPTS", default=5)
 
 # --- Routing (POST /api/routes; geo/routing.py) ------------------------------------------------------------------
-# astar (pgr_aStar with an admissible heuristic) or dijkstra (pgr_dijkstra): the same routes.
-ROUTE_ALGORITHM = env.str("ROUTE_ALGORITHM", default="astar")
+# dijkstra (pgr_dijkstra) or astar (pgr_aStar with an admissible heuristic): the same routes; on the Monaco graph
+# Dijkstra is the faster (docs/benchmarks.md, "bench_route").
+ROUTE_ALGORITHM = env.str("ROUTE_ALGORITHM", default="dijkstra")
 # The search covers the two ends' bounding box widened by this many metres, or by this share of their distance when
 # that is more; a route not found inside it is searched for on the whole graph.
 ROUTE_SEARCH_MARGIN_M = env.float("ROUTE_SEARCH_MARGIN_M", default=2000.0)

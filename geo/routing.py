@@ -16,10 +16,12 @@ a vertex and back.
 Only routable segments take part (geo_ways.routable: the graph's largest strongly connected part, where every vertex
 reaches every other; a fragment such as a parking aisle drawn without its entrance would leave an end with no route).
 
-The search is A* (`ROUTE_ALGORITHM`, or Dijkstra): x1..y2 are degrees, costs seconds, so the heuristic — the
-Euclidean distance in degrees — is scaled by `factor` = (metres in a degree of longitude at the highest latitude
-of the search area) / (the fastest speed of any segment there, in m/s). A degree of latitude is longer than that
-metre figure, so the heuristic never overestimates the seconds left (it stays admissible: the route is optimal).
+The search is Dijkstra, or A* with ROUTE_ALGORITHM=astar (the same routes; Dijkstra measured faster on Monaco,
+where building pgRouting's graph dominates and A* needs one more query). For A*, x1..y2 are degrees and costs
+seconds, so the heuristic — the Euclidean distance in degrees — is scaled by `factor` = (metres in a degree of
+longitude at the highest latitude of the search area) / (the fastest speed of any segment there, in m/s). A degree
+of latitude is longer than that metre figure, so the heuristic never overestimates the seconds left (it stays
+admissible: the route is optimal).
 The search area is the two ends' bounding box widened by ROUTE_SEARCH_MARGIN_M, or by ROUTE_SEARCH_MARGIN_FACTOR
 times their distance when that is more; when no route lies inside it, the whole graph is searched once more.
 """
