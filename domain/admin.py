@@ -26,6 +26,7 @@ from django.utils.translation import ngettext
 from django_stubs_ext import StrOrPromise, WithAnnotations
 from pghistory.models import Events
 
+from domain.access import ADMIN_FLEET, user_holds_scope
 from domain.models import (
     Account,
     AssignedCity,
@@ -333,15 +334,20 @@ class DeviceAdmin(PlateSearchAdmin[Device]):
 
     # Lifecycle actions ---------------------------------------------------------------------------------
 
-    @admin.action(description="Activate / re-activate selected devices", permissions=["change"])
+    def has_lifecycle_permission(self, request: HttpRequest) -> bool:
+        """What the API's lifecycle endpoint needs: the admin:fleet scope (asked through domain.access, which the
+        project answers), on top of changing devices."""
+        return self.has_change_permission(request) and user_holds_scope(request.user, ADMIN_FLEET)
+
+    @admin.action(description="Activate / re-activate selected devices", permissions=["lifecycle"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Device]) -> HttpResponse | None:
         return self._lifecycle_action(request, queryset, Lifecycle.ACTIVE)
 
-    @admin.action(description="Suspend selected devices", permissions=["change"])
+    @admin.action(description="Suspend selected devices", permissions=["lifecycle"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Device]) -> HttpResponse | None:
         return self._lifecycle_action(request, queryset, Lifecycle.SUSPENDED)
 
-    @admin.action(description="Decommission selected devices", permissions=["change"])
+    @admin.action(description="Decommission selected devices", permissions=["lifecycle"])
     def decommission(self, request: HttpRequest, queryset: QuerySet[Device]) -> HttpResponse | None:
         return self._lifecycle_action(request, queryset, Lifecycle.DECOMMISSIONED)
 

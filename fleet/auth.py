@@ -2,9 +2,12 @@
 
 Scopes. `read:fleet` (every dashboard and fleet read), `write:ops` (driver assignments, alarm acks, service
 log, admin actions on operational records), `admin:fleet` (lifecycle transitions, device provisioning, audit).
-A user holds a scope when they belong to the Django group of the same name (fleet/migrations/0002 creates the
-three groups); superusers hold all three; inactive users none. Scopes do not imply each other: an ops clerk who
-also reads dashboards is in `read:fleet` and `write:ops`.
+A scope is a Django permission (`fleet.scope_read_fleet`, `fleet.scope_write_ops`, `fleet.scope_admin_fleet`, on
+the table-less model fleet.models.ApiScope), so there is one permission model: a group carries scopes and model
+permissions side by side (fleet/groups.py: the role groups "Ops clerk", "Dispatcher", "Manager", "Fleet admin", and
+one group per scope named after it). Superusers hold all three; inactive users none. Scopes do not imply each
+other: an ops clerk who also reads dashboards holds `read:fleet` and `write:ops`. The admins of the layers below ask
+the same question through domain.access (registered in fleet/apps.py).
 
 Tokens (simplejwt; DRF serves these three endpoints and nothing else):
 - `POST /api/auth/token` {username, password} → {access, refresh}. Login throttled (see `login_lock_wait`).
@@ -63,13 +66,17 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 
+# The scope names are defined once, in the lowest layer, so that the admins below the project can ask for them.
+from domain.access import ADMIN_FLEET as ADMIN_FLEET
+from domain.access import READ_FLEET as READ_FLEET
+from domain.access import SCOPES as SCOPES
+from domain.access import WRITE_OPS as WRITE_OPS
 from events.ratelimit import too_many_requests
+from fleet.groups import scope_permission
 from fleet.ratelimit import client_ip, counter_get, counter_hit, counter_reset, rate_limits_prune
 
-READ_FLEET = "read:fleet"
-WRITE_OPS = "write:ops"
-ADMIN_FLEET = "admin:fleet"
-SCOPES = frozenset({READ_FLEET, WRITE_OPS, ADMIN_FLEET})
+# scope → the permission that grants it ("app_label.codename"; fleet.models.ApiScope declares them).
+SCOPE_PERMISSIONS = {scope: scope_permission(scope) for scope in sorted(SCOPES)}
 
 SCOPE_CLAIM = "scope"
 FAMILY_CLAIM = "sid"
@@ -86,12 +93,14 @@ class Principal:
 
 
 def user_scopes(user: Any) -> frozenset[str]:
-    """The scopes a user holds now: the scope groups they belong to; all for a superuser; none when inactive."""
+    """The scopes a user holds now: their scope permissions (through groups, or given directly); all for a
+    superuser; none when inactive."""
     if user is None or not user.is_authenticated or not user.is_active:
         return frozenset()
     if user.is_superuser:
         return SCOPES
-    return frozenset(user.groups.filter(name__in=SCOPES).values_list("name", flat=True))
+    held = user.get_all_permissions()
+    return frozenset(scope for scope, permission in SCOPE_PERMISSIONS.items() if permission in held)
 
 
 def _scope_claim(user: Any) -> str:

@@ -6,23 +6,33 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from fleet.auth import TokenObtainSerializer
+from fleet.groups import scope_permission
 
 PASSWORD = "correct horse battery staple 7"  # noqa: S105  (test users only)
 
 
+def scope_group(scope: str) -> Group:
+    """The group named after `scope`, holding the scope's permission (fleet/groups.py)."""
+    # get_or_create: a transactional test's flush empties auth_group, migration data included (post_migrate
+    # restores it, but a test may have changed it).
+    group = Group.objects.get_or_create(name=scope)[0]
+    app_label, codename = scope_permission(scope).split(".")
+    group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return group
+
+
 def make_api_user(username: str, *scopes: str, superuser: bool = False, active: bool = True) -> Any:
-    """A user in the scope groups named by `scopes` (fleet/migrations/0002 creates them)."""
+    """A user in the scope groups named by `scopes` (fleet/groups.py)."""
     user = get_user_model().objects.create_user(
         username=username, password=PASSWORD, is_superuser=superuser, is_staff=superuser, is_active=active
     )
-    # get_or_create: a transactional test's flush empties auth_group, migration data included.
-    user.groups.add(*(Group.objects.get_or_create(name=scope)[0] for scope in scopes))
+    user.groups.add(*(scope_group(scope) for scope in scopes))
     return user
 
 

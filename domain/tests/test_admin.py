@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -243,6 +244,24 @@ def test_it_refuses_the_import_without_the_add_permission(db: Any, client: Clien
 
     assert IMPORT.encode() not in client.get(DEVICES).content
     assert client.get(IMPORT).status_code == 403
+
+
+def test_it_moves_a_lifecycle_in_the_admin_only_with_the_scope_the_api_asks_for(
+    db: Any, client: Client, make_device: Callable[..., Device]
+) -> None:
+    device = make_device()
+    changer = make_user("changer", perms=("domain.view_device", "domain.change_device"))
+    client.force_login(changer)
+    form = {"action": "activate", ACTION_CHECKBOX_NAME: [device.pk], "confirm": "yes", "reason": "OPS-9"}
+
+    client.post(DEVICES, form)
+    device.refresh_from_db()
+    assert device.lifecycle == Lifecycle.PROVISIONED  # changing devices is not enough: admin:fleet is
+
+    changer.user_permissions.add(Permission.objects.get(codename="scope_admin_fleet"))
+    client.post(DEVICES, form)
+    device.refresh_from_db()
+    assert device.lifecycle == Lifecycle.ACTIVE
 
 
 # --- History ---------------------------------------------------------------------------------------------

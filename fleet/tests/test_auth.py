@@ -8,14 +8,14 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps as django_apps
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from devtools.testing.auth import PASSWORD, access_for, bearer, make_api_user, token_pair
+from devtools.testing.auth import PASSWORD, access_for, bearer, make_api_user, scope_group, token_pair
 from fleet import ratelimit
 from fleet.auth import ADMIN_FLEET, READ_FLEET, SCOPES, WRITE_OPS, auth_tables_prune, user_scopes
 
@@ -35,26 +35,37 @@ def revoke(client: Client, token: str):
 # --- scopes from groups -----------------------------------------------------------------------------------------
 
 
-def test_it_creates_one_group_per_scope_in_a_migration():
-    migration = importlib.import_module("fleet.migrations.0002_api_auth")
+def test_it_creates_one_group_per_scope_holding_its_permission_in_a_migration():
+    migration = importlib.import_module("fleet.migrations.0003_role_groups")
     Group.objects.filter(name__in=SCOPES).delete()  # a transactional test's flush may have done so already
-    migration.create_scope_groups(django_apps, None)
-    migration.create_scope_groups(django_apps, None)  # idempotent
-    assert set(Group.objects.filter(name__in=SCOPES).values_list("name", flat=True)) == SCOPES
+    migration.create_groups(django_apps, None)
+    migration.create_groups(django_apps, None)  # idempotent
+    groups = Group.objects.filter(name__in=SCOPES).prefetch_related("permissions")
+    assert {g.name: {p.codename for p in g.permissions.all()} for g in groups} == {
+        scope: {"scope_" + scope.replace(":", "_")} for scope in SCOPES
+    }
 
 
-def test_it_derives_scopes_from_groups_all_for_superusers_none_when_inactive():
+def test_it_derives_scopes_from_permissions_all_for_superusers_none_when_inactive():
     assert user_scopes(make_api_user("reader", READ_FLEET)) == {READ_FLEET}
     assert user_scopes(make_api_user("clerk", READ_FLEET, WRITE_OPS)) == {READ_FLEET, WRITE_OPS}
     assert user_scopes(make_api_user("nobody")) == set()
     assert user_scopes(make_api_user("root", superuser=True)) == SCOPES
     assert user_scopes(make_api_user("gone", READ_FLEET, active=False)) == set()
+    direct = make_api_user("direct")
+    direct.user_permissions.add(Permission.objects.get(codename="scope_admin_fleet"))
+    assert user_scopes(direct) == {ADMIN_FLEET}
 
 
-def test_it_ignores_groups_that_are_not_scopes():
+def test_it_grants_no_scope_for_a_group_name_alone():
     user = make_api_user("reader", READ_FLEET)
     user.groups.add(Group.objects.create(name="read:everything"))
     assert user_scopes(user) == {READ_FLEET}
+    bare = make_api_user("bare")
+    group = Group.objects.get(name=WRITE_OPS)
+    group.permissions.clear()  # a group named like a scope but without its permission grants nothing
+    bare.groups.add(group)
+    assert user_scopes(bare) == set()
 
 
 # --- issue ---------------------------------------------------------------------------------------------------------
@@ -122,7 +133,7 @@ def test_it_treats_a_reused_refresh_token_as_theft_and_revokes_the_whole_login(c
 def test_it_recomputes_scopes_on_refresh(client):
     user = make_api_user("reader", READ_FLEET)
     pair = token_pair(client, "reader")
-    user.groups.set([Group.objects.get_or_create(name=WRITE_OPS)[0]])
+    user.groups.set([scope_group(WRITE_OPS)])
     renewed = refresh(client, pair["refresh"]).json()
     assert AccessToken(renewed["access"])["scope"] == "write:ops"
     assert client.get(DEVICES, **bearer(renewed["access"])).status_code == 403
