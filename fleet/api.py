@@ -27,6 +27,7 @@ from domain import api as domain_api
 from fleet.auth import ADMIN_FLEET, READ_FLEET, UNDECLARED, AuthDenied, BearerJWT, DjangoSession, require
 from fleet.ratelimit import DASHBOARDS, ROUTES, rate_limit
 from geo import api as geo_api
+from geo import enrich as geo_enrich
 from ops import api as ops_api
 from slo import api as slo_api
 from state.dashboards import api as dashboards_api
@@ -125,7 +126,9 @@ api = FleetAPI(
 api.add_router("/fleet/", domain_api.router, auth=require(READ_FLEET))
 api.add_router("/fleet/", domain_api.admin_router, auth=require(ADMIN_FLEET))
 
-# Every /api/views/* operation: read:fleet, and RATE_LIMIT_DASHBOARDS_PER_MIN per client IP.
+# Every /api/views/* operation: read:fleet, and RATE_LIMIT_DASHBOARDS_PER_MIN per client IP. The payloads the state
+# layer builds get what geo knows about their points (addresses) here, where both may be imported.
+dashboards_api.router.add_decorator(geo_enrich.view_enrichment)
 api.add_router("/views/", dashboards_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
 api.add_router("/slo/", slo_api.router, auth=require(READ_FLEET))
 api.add_router("/reports/", ops_api.reports_router, auth=require(READ_FLEET))

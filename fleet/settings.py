@@ -344,3 +344,21 @@ ROAD_TILE_MAX_AGE_S = env.int("ROAD_TILE_MAX_AGE_S", default=3600)
 MAPMATCH_WINDOW_S = env.int("MAPMATCH_WINDOW_S", default=600)
 MAPMATCH_WINDOW_MARGIN_S = env.int("MAPMATCH_WINDOW_MARGIN_S", default=120)
 MAPMATCH_MAX_CANDIDATES = env.int("MAPMATCH_MAX_CANDIDATES", default=8)
+
+# --- Geocoding (geo/geocoding.py: addresses of trip ends, parkings and live positions, in the cron role) -----------
+# Nominatim's base URL; empty (the default): never asked. The public server (https://nominatim.openstreetmap.org)
+# allows one request per second with a User-Agent that identifies the application and a contact: set both.
+GEOCODE_NOMINATIM_URL = env.str("GEOCODE_NOMINATIM_URL", default="")
+GEOCODE_USER_AGENT = env.str("GEOCODE_USER_AGENT", default="fleet-platform (reverse geocoding of fleet positions)")
+GEOCODE_NOMINATIM_INTERVAL_S = env.float("GEOCODE_NOMINATIM_INTERVAL_S", default=1.0)
+# Mapbox: asked after Nominatim (or alone) when a token is set.
+GEOCODE_MAPBOX_URL = env.str("GEOCODE_MAPBOX_URL", default="https://api.mapbox.com")
+GEOCODE_MAPBOX_TOKEN = env.str("GEOCODE_MAPBOX_TOKEN", default="")
+GEOCODE_LANGUAGE = env.str("GEOCODE_LANGUAGE", default="en")
+GEOCODE_TIMEOUT_S = env.float("GEOCODE_TIMEOUT_S", default=5.0)
+# Addresses are cached by the coordinate rounded to this many decimals of a degree (4: about 11 m; at most 6).
+GEOCODE_ROUND_DECIMALS = min(6, env.int("GEOCODE_ROUND_DECIMALS", default=4))
+# A run every this many seconds (0: none) takes at most this many coordinates, of the last this many days.
+GEOCODE_EVERY_S = env.int("GEOCODE_EVERY_S", default=15)
+GEOCODE_BATCH = env.int("GEOCODE_BATCH", default=500)
+GEOCODE_LOOKBACK_DAYS = env.int("GEOCODE_LOOKBACK_DAYS", default=7)

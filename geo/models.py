@@ -169,6 +169,33 @@ class SegmentSpeedBand(models.Model):
         return f"segment {self.segment_id} day {self.dow} {self.hour:02d}h: {self.mean_kmh} km/h ({self.samples})"
 
 
+class Address(models.Model):
+    """A reverse-geocoded address of a rounded coordinate (GEOCODE_ROUND_DECIMALS decimals of a degree: 4 is about
+    11 m): the cache the geocoder (geo/geocoding.py, the one writer) fills and the API reads. `provider` says who
+    answered — nominatim, mapbox, or roads (our own road graph, offline: replaced by an online answer when one can
+    be had)."""
+
+    decimals = models.SmallIntegerField()
+    lat_key = models.IntegerField(help_text="round(lat * 10^decimals)")
+    lng_key = models.IntegerField(help_text="round(lng * 10^decimals)")
+    address = models.TextField(blank=True, help_text="Empty: no address is known there")
+    provider = models.CharField(
+        max_length=16, choices=[("nominatim", "Nominatim"), ("mapbox", "Mapbox"), ("roads", "Own road graph")]
+    )
+    geocoded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "geo_addresses"
+        verbose_name_plural = "addresses"
+        constraints = [models.UniqueConstraint(fields=["decimals", "lat_key", "lng_key"], name="geo_address_key")]
+        indexes = [
+            models.Index(fields=["provider"], name="geo_addresses_offline", condition=models.Q(provider="roads"))
+        ]
+
+    def __str__(self) -> str:
+        return self.address or "(no address)"
+
+
 class GraphLoad(models.Model):
     """One load of the road graph: the file it came from and what it gave. The latest row is the graph in use."""
 

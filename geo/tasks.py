@@ -1,7 +1,8 @@
 """Jobs of the geo layer. Thin: each calls a service.
 
 `geo.match_positions` is deferred by the database itself (geo's trigger on events_parsed, at commit) and drains the
-map-matching work-list; the sweep is its safety net and the retry clock of fixes whose batch failed.
+map-matching work-list; the sweep is its safety net and the retry clock of fixes whose batch failed. `geo.geocode`
+runs in the cron role every GEOCODE_EVERY_S seconds: the providers' answers take seconds, never the projectors' time.
 
 The road graph is reloaded from settings.OSM_EXTRACT_PATH on the 1st of every month (02:41 UTC, 05:41 EAT) in the
 cron role; with the setting empty no periodic load is registered.
@@ -18,6 +19,7 @@ from django.conf import settings
 from procrastinate.contrib.django import app
 
 from events.tasks import sweep_every
+from geo.geocoding import geocode_pending
 from geo.matching.projector import match_fold
 from geo.matching.worklist import WAKE_TASK, match_drain
 from geo.services import road_graph_load
@@ -54,3 +56,9 @@ def match_positions() -> None:
 @app.task(name="geo.sweep_match", queue="project", queueing_lock="geo.sweep_match", pass_context=False)
 def sweep_match(timestamp: int) -> None:
     match_drain(match_fold, batch_size=settings.PROJECT_BATCH_SIZE, woken=False)
+
+
+@sweep_every(settings.GEOCODE_EVERY_S, periodic_id="geo-geocode")
+@app.task(name="geo.geocode", queue="cron", queueing_lock="geo.geocode", pass_context=False)
+def geocode(timestamp: int) -> None:
+    geocode_pending()

@@ -65,6 +65,11 @@ TARGETS = [
      "Fixes further apart in time are matched as separate chains (no route is guessed across the gap)."),
     ("mapmatch_band_min_confidence", "threshold", 0.8, ">=", "", None, False,
      "A whole-segment traversal matched with at least this confidence counts in the segment's speed band."),
+    # Roads: geocoding from our own roads (when no online geocoder answers)
+    ("geocode_offline_max_m", "threshold", 100, "<=", "m", None, False,
+     "The offline address names the nearest named road only when it is at most this far from the point."),
+    ("geocode_junction_max_m", "threshold", 300, "<=", "m", None, False,
+     "The offline address names the nearest crossing street (\"40 m from ...\") only when it is at most this far."),
     # Ops: tickets (hours from opening to the SLA deadline, per priority; time spent waiting is added)
     ("ticket_sla_urgent_h", "threshold", 4, "<=", "h", None, False, "SLA of an urgent ticket."),
     ("ticket_sla_high_h", "threshold", 8, "<=", "h", None, False, "SLA of a high-priority ticket."),

@@ -1,0 +1,75 @@
+"""What geo adds to the state layer's view payloads, after the state selector ran: the cached addresses of the
+points they show. State cannot read geo's tables (geo sits above it), so the project's API root wraps the view
+router's operations with `view_enrichment` (fleet/api.py), which may import both; docs/architecture.md,
+"Geocoding".
+
+- Features that carry `address` (one per vehicle: live, dispatch, overview) get it filled where geo_addresses
+  knows the point; trip starts, trip ends and stops (history) get an `address` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+
+from geo.selectors import addresses_for
+
+# History features that name a place.
+ADDRESSED_KINDS = frozenset({"trip_start", "trip_end", "stop"})
+
+
+def _point(feature: dict[str, Any]) -> tuple[float, float] | None:
+    geometry = feature.get("geometry") or {}
+    if geometry.get("type") != "Point":
+        return None
+    lng, lat = geometry["coordinates"][:2]
+    return float(lat), float(lng)
+
+
+def payload_addresses(payload: dict[str, Any]) -> bool:
+    """Fill in the addresses of a view payload's features; True when the payload was changed."""
+    features = (payload.get("geojson") or {}).get("features") or []
+    targets = []
+    for feature in features:
+        properties = feature.get("properties") or {}
+        wants = ("address" in properties and properties["address"] is None) or properties.get("kind") in ADDRESSED_KINDS
+        point = _point(feature) if wants else None
+        if point is not None:
+            targets.append((properties, point))
+    if not targets:
+        return False
+    for (properties, _), address in zip(targets, addresses_for([p for _, p in targets]), strict=True):
+        properties["address"] = address
+    return True
+
+
+Enricher = Callable[[dict[str, Any], HttpRequest], bool]
+ENRICHERS: list[Enricher] = [lambda payload, request: payload_addresses(payload)]
+
+
+def view_enrichment(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a view operation whose answer is a JSON HttpResponse: decode it, let each enricher add to it, encode it
+    again when one did. Other answers (errors, files) pass through untouched."""
+
+    @wraps(view)
+    def enriched(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        response = view(request, *args, **kwargs)
+        if not (
+            isinstance(response, HttpResponse)
+            and response.status_code == 200
+            and response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        payload = orjson.loads(response.content)
+        if not isinstance(payload, dict):
+            return response
+        changed = [enrich(payload, request) for enrich in ENRICHERS]
+        if any(changed):
+            response.content = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+        return response
+
+    return enriched
