@@ -127,10 +127,11 @@ api.add_router("/fleet/", domain_api.router, auth=require(READ_FLEET))
 api.add_router("/fleet/", domain_api.admin_router, auth=require(ADMIN_FLEET))
 
 # Every /api/views/* operation: read:fleet, and RATE_LIMIT_DASHBOARDS_PER_MIN per client IP. The payloads the state
-# layer builds get what geo knows about their points (addresses) here, where both may be imported.
+# layer builds get what geo knows about their points (addresses, the nearest depot) here, where both may be imported.
 dashboards_api.router.add_decorator(geo_enrich.view_enrichment)
 api.add_router("/views/", dashboards_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
 api.add_router("/slo/", slo_api.router, auth=require(READ_FLEET))
 api.add_router("/reports/", ops_api.reports_router, auth=require(READ_FLEET))
 # POST /api/routes: read:fleet, and RATE_LIMIT_ROUTES_PER_MIN per client IP.
 api.add_router("/routes", geo_api.routes_router, auth=require(READ_FLEET), throttle=rate_limit(ROUTES))
+api.add_router("/pois", geo_api.pois_router, auth=require(READ_FLEET))

@@ -1,5 +1,5 @@
 """The geo endpoints. Scopes and rate limits are set where the routers are mounted (fleet/api.py): routing is
-read:fleet and the ROUTES limit per client IP."""
+read:fleet and the ROUTES limit per client IP; points of interest are read:fleet."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router
+from ninja import Query, Router, Schema
 from ninja.errors import HttpError
+from pydantic import Field
 
+from geo.models import PoiKind
 from geo.routing import RouteRefused
-from geo.schemas import RouteIn, RouteOut, route_payload
+from geo.schemas import PoiCollectionOut, RouteIn, RouteOut, route_payload
+from geo.selectors import pois_geojson
 from geo.services import route_find
 
 routes_router = Router(tags=["routes"])
+pois_router = Router(tags=["pois"])
 
 # Departures outside these years are typos, refused before time-zone arithmetic overflows.
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
@@ -50,3 +54,13 @@ def route(request: HttpRequest, body: RouteIn) -> dict[str, Any]:
     except RouteRefused as exc:
         raise HttpError(422, str(exc)) from None
     return route_payload(found)
+
+
+class PoisIn(Schema):
+    kind: list[PoiKind] = Field(default_factory=list, description="hq, depot, customer (repeat for several)")
+    account: list[str] = Field(default_factory=list, description="account names (repeat for several)")
+
+
+@pois_router.get("", response=PoiCollectionOut, summary="Points of interest: headquarters, depots, customers")
+def pois(request: HttpRequest, query: Query[PoisIn]) -> dict[str, Any]:
+    return pois_geojson(kinds=[str(k) for k in query.kind], accounts=[a[:100] for a in query.account])

@@ -1,10 +1,12 @@
 """What geo adds to the state layer's view payloads, after the state selector ran: the cached addresses of the
-points they show. State cannot read geo's tables (geo sits above it), so the project's API root wraps the view
-router's operations with `view_enrichment` (fleet/api.py), which may import both; docs/architecture.md,
-"Geocoding".
+points they show, and the nearest depot of a dispatch. State cannot read geo's tables (geo sits above it), so the
+project's API root wraps the view router's operations with `view_enrichment` (fleet/api.py), which may import both;
+docs/architecture.md, "Geocoding".
 
 - Features that carry `address` (one per vehicle: live, dispatch, overview) get it filled where geo_addresses
   knows the point; trip starts, trip ends and stops (history) get an `address` too.
+- A dispatch payload (its summary names an origin) gets `summary.nearest_depot`: the depot nearest the origin, of
+  the accounts its filters name or of all, with its distance; null when there is none.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import orjson
 from django.http import HttpRequest, HttpResponse
 
-from geo.selectors import addresses_for
+from geo.selectors import addresses_for, nearest_depot
 
 # History features that name a place.
 ADDRESSED_KINDS = frozenset({"trip_start", "trip_end", "stop"})
@@ -47,8 +49,32 @@ def payload_addresses(payload: dict[str, Any]) -> bool:
     return True
 
 
+def _filter_accounts(request: HttpRequest) -> list[str]:
+    """The account names of the request's `filters` (already validated by the view that answered)."""
+    try:
+        filters = orjson.loads(request.GET.get("filters") or "{}")
+    except orjson.JSONDecodeError:
+        return []
+    accounts = filters.get("account") if isinstance(filters, dict) else None
+    if accounts is None:
+        return []
+    return [str(a) for a in (accounts if isinstance(accounts, list) else [accounts])]
+
+
+def payload_nearest_depot(payload: dict[str, Any], request: HttpRequest) -> bool:
+    summary = payload.get("summary")
+    origin = summary.get("origin") if isinstance(summary, dict) else None
+    if not isinstance(origin, dict) or not {"lat", "lng"} <= set(origin):
+        return False
+    assert isinstance(summary, dict)
+    summary["nearest_depot"] = nearest_depot(
+        float(origin["lat"]), float(origin["lng"]), accounts=_filter_accounts(request)
+    )
+    return True
+
+
 Enricher = Callable[[dict[str, Any], HttpRequest], bool]
-ENRICHERS: list[Enricher] = [lambda payload, request: payload_addresses(payload)]
+ENRICHERS: list[Enricher] = [lambda payload, request: payload_addresses(payload), payload_nearest_depot]
 
 
 def view_enrichment(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.contrib.gis.db import models as gis
 from django.db import models
 
+from domain.models import Account
+
 
 class RouteRequest(models.Model):
     """One call of the routing endpoint: when, how long, whether a route was found (the route_p95_ms SLO)."""
@@ -194,6 +196,35 @@ class Address(models.Model):
 
     def __str__(self) -> str:
         return self.address or "(no address)"
+
+
+class PoiKind(models.TextChoices):
+    HQ = "hq", "Headquarters"
+    DEPOT = "depot", "Depot"
+    CUSTOMER = "customer", "Customer"
+
+
+class Poi(models.Model):
+    """A place of an account the maps show and dispatch uses: its headquarters, its depots, its customers. Edited
+    in the admin (a map widget); the nearest depot is named in the dispatch view (geo/enrich.py)."""
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=PoiKind.choices)
+    point = gis.PointField(srid=4326)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="pois")
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "geo_pois"
+        verbose_name = "point of interest"
+        verbose_name_plural = "points of interest"
+        ordering = ["account__name", "kind", "name"]
+        constraints = [models.UniqueConstraint(fields=["account", "kind", "name"], name="geo_poi_name")]
+        indexes = [models.Index(fields=["kind"], name="geo_pois_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()}, {self.account})"
 
 
 class GraphLoad(models.Model):

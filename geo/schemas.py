@@ -1,4 +1,4 @@
-"""Contracts of the geo endpoints: routing (POST /api/routes)."""
+"""Contracts of the geo endpoints: routing (POST /api/routes), points of interest (GET /api/pois)."""
 
 from __future__ import annotations
 
@@ -74,3 +74,27 @@ def route_payload(route: Any) -> dict[str, Any]:
         "distance_m": route.distance_m,
         "observed_basis": route.observed_basis,
     }
+
+
+class PointGeometryOut(Schema):
+    type: Literal["Point"]
+    coordinates: list[float]
+
+
+class PoiPropertiesOut(Schema):
+    name: str
+    kind: Literal["hq", "depot", "customer"]
+    account: str
+    style_class: str
+
+
+class PoiFeatureOut(Schema):
+    type: Literal["Feature"]
+    id: str
+    geometry: PointGeometryOut
+    properties: PoiPropertiesOut
+
+
+class PoiCollectionOut(Schema):
+    type: Literal["FeatureCollection"]
+    features: list[PoiFeatureOut]
