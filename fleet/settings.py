@@ -189,6 +189,47 @@ PARSE_SWEEP_EVERY_S = env.int("PARSE_SWEEP_EVERY_S", default=5)
 # Monthly partitions of the log tables are created this far ahead (daily task and `manage.py partitions`).
 LOG_PARTITIONS_AHEAD_MONTHS = env.int("LOG_PARTITIONS_AHEAD_MONTHS", default=3)
 
+# --- Jimi Open API (events/jimi/: client, polls, contract check; docs/jimi.md) ------------------------------------
+# The endpoint every account calls. Empty: each account's own node (domain_accounts.api_node). A sandbox's URL
+# (manage.py jimi_sandbox) makes it stand in for Jimi. Credentials: domain_accounts.credential_ref (env: or file:).
+JIMI_API_URL = env.str("JIMI_API_URL", default="")
+# Seconds to connect, and to wait for one answer: a poll job runs in the cron role, whose heartbeat must not starve.
+JIMI_CONNECT_TIMEOUT_S = env.float("JIMI_CONNECT_TIMEOUT_S", default=5.0)
+JIMI_TIMEOUT_S = env.float("JIMI_TIMEOUT_S", default=15.0)
+# Tokens are asked for with this lifetime (Jimi allows 60-7200 s) and renewed this many seconds before they expire.
+JIMI_TOKEN_EXPIRES_IN_S = env.int("JIMI_TOKEN_EXPIRES_IN_S", default=7200)
+JIMI_TOKEN_REFRESH_BEFORE_S = env.int("JIMI_TOKEN_REFRESH_BEFORE_S", default=300)
+# Codes -1 (busy) and 1006 (too frequent) are retried this many times, after this many seconds (doubling).
+JIMI_RETRY_ATTEMPTS = env.int("JIMI_RETRY_ATTEMPTS", default=1)
+JIMI_RETRY_BACKOFF_S = env.float("JIMI_RETRY_BACKOFF_S", default=1.5)
+# How often each poll runs, in seconds (0: not scheduled). Reports (trips, parking, mileage), alarms and OBD are
+# polled for the closed window of this length; the track backfill fetches the history of gaps.
+JIMI_POLL_LOCATIONS_EVERY_S = env.int("JIMI_POLL_LOCATIONS_EVERY_S", default=60)
+JIMI_POLL_DEVICES_EVERY_S = env.int("JIMI_POLL_DEVICES_EVERY_S", default=600)
+JIMI_POLL_REPORTS_EVERY_S = env.int("JIMI_POLL_REPORTS_EVERY_S", default=600)
+JIMI_POLL_BACKFILL_EVERY_S = env.int("JIMI_POLL_BACKFILL_EVERY_S", default=600)
+# A poll that has never run for an account (or a device) starts this many seconds back.
+JIMI_POLL_LOOKBACK_S = env.int("JIMI_POLL_LOOKBACK_S", default=86400)
+# Track backfill: fixes of a device further apart than this are a gap, fetched with jimi.device.track.list once the
+# history is this old (pushes of the last minutes may still be on their way).
+JIMI_TRACK_GAP_S = env.int("JIMI_TRACK_GAP_S", default=300)
+JIMI_TRACK_SETTLE_S = env.int("JIMI_TRACK_SETTLE_S", default=600)
+# An account's pushes are silent when none arrived for this long while its polled devices report fixes.
+JIMI_PUSH_SILENCE_S = env.int("JIMI_PUSH_SILENCE_S", default=300)
+# Jimi's documented limits per call: IMEIs, rows per page, alarms per range, the span of one call (track list: 7
+# days; alarm list: a month; OBD: 31 days; reports: we ask for at most a day) and how old history may be (90 days).
+JIMI_IMEIS_PER_CALL = env.int("JIMI_IMEIS_PER_CALL", default=100)
+JIMI_PAGE_SIZE = env.int("JIMI_PAGE_SIZE", default=100)
+JIMI_ALARM_MAX_ROWS = env.int("JIMI_ALARM_MAX_ROWS", default=1000)
+JIMI_TRACK_MAX_SPAN_S = env.int("JIMI_TRACK_MAX_SPAN_S", default=7 * 86400)
+JIMI_ALARM_MAX_SPAN_S = env.int("JIMI_ALARM_MAX_SPAN_S", default=30 * 86400)
+JIMI_OBD_MAX_SPAN_S = env.int("JIMI_OBD_MAX_SPAN_S", default=31 * 86400)
+JIMI_REPORT_MAX_SPAN_S = env.int("JIMI_REPORT_MAX_SPAN_S", default=86400)
+JIMI_HISTORY_MAX_AGE_S = env.int("JIMI_HISTORY_MAX_AGE_S", default=90 * 86400)
+# The daily contract check (and manage.py contract_check) calls every method we depend on as this account (by name)
+# and validates the answers against pinned models; no such account: no check.
+JIMI_CONTRACT_ACCOUNT = env.str("JIMI_CONTRACT_ACCOUNT", default="Jimi sandbox")
+
 # --- SLOs and thresholds (rows of slo_targets) --------------------------------------------------------
 # A changed row applies within this many seconds in every process.
 SLO_TARGET_CACHE_S = env.float("SLO_TARGET_CACHE_S", default=5.0)

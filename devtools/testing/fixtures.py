@@ -139,3 +139,30 @@ def _allow_log_truncate_in_tests(sender: Any, connection: Any, **kwargs: Any) ->
     works turns it off again (SET LOCAL fleet.allow_truncate = 'off')."""
     with connection.cursor() as cursor:
         cursor.execute("SET fleet.allow_truncate = 'on'")
+
+
+@pytest.fixture
+def jimi_sandbox(settings: Any) -> Iterator[Any]:
+    """A local Jimi Open API (devtools/jimi_sandbox) with four devices (one an OBD dongle); JIMI_API_URL points at it
+    and no token from an earlier test is kept."""
+    from devtools.jimi_sandbox.server import JimiSandbox
+    from events.jimi.client import TOKENS
+
+    TOKENS.clear()
+    settings.JIMI_RETRY_BACKOFF_S = 0.05
+    with JimiSandbox(devices=4) as sandbox:
+        settings.JIMI_API_URL = sandbox.url
+        yield sandbox
+    TOKENS.clear()
+
+
+@pytest.fixture
+def jimi_account(db: Any, jimi_sandbox: Any, tmp_path: Path, settings: Any) -> Account:
+    """The account polled from the sandbox: its credentials in a file (credential_ref file:…), never in the database;
+    also the contract check's account."""
+    credentials = tmp_path / "jimi-sandbox.credentials"
+    credentials.write_text(jimi_sandbox.credentials_text())
+    settings.JIMI_CONTRACT_ACCOUNT = "Jimi sandbox"
+    return Account.objects.create(
+        name="Jimi sandbox", jimi_account=jimi_sandbox.user_id, credential_ref=f"file:{credentials}"
+    )
