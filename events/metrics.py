@@ -28,23 +28,21 @@ def parser_lag_p95(*, now: datetime, window: timedelta) -> Measurement:
 
 @register_metric("contract_drift_days")
 def contract_drift_days(*, now: datetime, window: timedelta) -> Measurement:
-    """Days since the last contract check that found everything matching; no check yet is no data."""
+    """Days since the last contract check run in which every method matched (a run: the rows of one checked_at);
+    no check yet is no data, and while no run ever matched it counts from the first run."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT max(checked_at) FILTER (WHERE ok), max(checked_at), count(*) FROM events_contract_checks"
-            " WHERE checked_at <= %s",
+            "SELECT max(checked_at) FILTER (WHERE ok), max(checked_at), min(checked_at), count(*)"
+            "  FROM (SELECT checked_at, bool_and(ok) AS ok FROM events_contract_checks WHERE checked_at <= %s"
+            "         GROUP BY checked_at) runs",
             [now],
         )
-        last_ok, last_any, count = cursor.fetchone()
+        last_ok, last_any, first, runs = cursor.fetchone()
     if last_any is None:
         return Measurement(value=None)
-    since = last_ok or min(last_any, now)
-    if last_ok is None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT min(checked_at) FROM events_contract_checks")
-            since = cursor.fetchone()[0]
+    since = last_ok or first
     return Measurement(
         value=round((now - since).total_seconds() / 86400, 3),
-        sample_size=count,
+        sample_size=runs,
         detail={"last_ok": last_ok.isoformat() if last_ok else None, "last_check": last_any.isoformat()},
     )

@@ -213,3 +213,26 @@ class ContractCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {'ok' if self.ok else 'DRIFT'} @ {self.checked_at:%Y-%m-%d %H:%M}"
+
+
+class JimiCursor(models.Model):
+    """How far each Open API poll of an account has got (events/jimi/services.py). A poll writes its responses to
+    events_raw and moves its cursor in one transaction, so a restart resumes where the last committed poll ended:
+    no window polled twice, none skipped. `key` is the IMEI for per-device polls (track backfill), else ''."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE)
+    stream = models.CharField(max_length=32, help_text="locations, devices, trips, parking, mileage, alarms, obd…")
+    key = models.CharField(max_length=17, blank=True, default="")
+    position = models.DateTimeField(null=True, blank=True, help_text="Polled up to here (exclusive)")
+    polled_at = models.DateTimeField(null=True, blank=True, help_text="Last poll that succeeded")
+    calls = models.BigIntegerField(default=0, help_text="Calls that succeeded")
+    error = models.TextField(blank=True, help_text="Why the last poll failed; empty once one succeeds")
+    error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "events_jimi_cursors"
+        ordering = ["account", "stream", "key"]
+        constraints = [models.UniqueConstraint(fields=["account", "stream", "key"], name="events_jimi_cursors_key")]
+
+    def __str__(self) -> str:
+        return f"{self.stream}{f' {self.key}' if self.key else ''} of account {self.account_id}"

@@ -110,3 +110,30 @@ def slo_partitions_ensure(*, months_ahead: int) -> list[str]:
             "SELECT fleet_partitions_ensure('slo_measurements', 'measured_at', false, 0, %s)", [months_ahead]
         )
         return [r[0] for r in cursor.fetchall()]
+
+
+def slo_alert_raise(*, metric: str, value: float | None, threshold: float, now: datetime) -> bool:
+    """Open the alert `metric` for a breach found outside the minute's measurements (the daily Jimi contract check);
+    one stays open until slo_alert_clear. True when this call opened it."""
+    open_alert = SloAlert.objects.filter(metric=metric, closed_at__isnull=True).first()
+    if open_alert is not None:
+        open_alert.last_value = value
+        open_alert.save(update_fields=["last_value"])
+        return False
+    try:
+        with transaction.atomic():
+            SloAlert.objects.create(
+                metric=metric, opened_at=now, threshold=threshold, opened_value=value, last_value=value
+            )
+    except IntegrityError:
+        return False  # opened at the same moment elsewhere: the constraint keeps one
+    log.warning("slo.breached", metric=metric, value=value, threshold=threshold)
+    return True
+
+
+def slo_alert_clear(*, metric: str, value: float | None, now: datetime) -> bool:
+    """Close the open alert `metric`, if any (the transports are told at the next minute). True when one was open."""
+    closed = SloAlert.objects.filter(metric=metric, closed_at__isnull=True).update(closed_at=now, last_value=value)
+    if closed:
+        log.info("slo.recovered", metric=metric, value=value)
+    return bool(closed)

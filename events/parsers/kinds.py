@@ -7,7 +7,7 @@ ones that tell two events of the same device and second apart. Values are hashed
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from events.parsers.base import ParsedEvent, make_event
@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the source modules import this one: type-only imports avoid
     from events.parsers.hmac_json import DriverRecord, FuelPurchase
     from events.parsers.iothub.device import LbsReport
     from events.parsers.iothub.sensors import SensorReading
+    from events.parsers.poll.devices import DeviceRecord
     from events.parsers.poll.reports import Parking, Trip
 
 
@@ -50,6 +51,14 @@ def device_meta_event(meta: DeviceMeta | RawDeviceData, received_at: datetime) -
     payload = meta.model_dump(mode="json")
     key = (payload["meta_type"], payload["value"])
     return make_event("device_meta", meta.imei, payload, device_time=device_time, received_at=received_at, key=key)
+
+
+def device_record_event(record: DeviceRecord, received_at: datetime) -> ParsedEvent:
+    # The device list carries no device time and is polled every few minutes: dated by the UTC day of the poll,
+    # with the whole record in the key, the same record all day is one event and a changed record a new one.
+    payload = record.model_dump(mode="json")
+    day = received_at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return make_event("device_meta", record.imei, payload, device_time=day, key=(payload,))
 
 
 def reading_event(kind: str, reading: SensorReading) -> ParsedEvent:

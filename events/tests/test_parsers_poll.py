@@ -217,8 +217,11 @@ def test_it_parses_an_empty_success_to_nothing():
 
 
 def test_it_turns_rows_of_an_unknown_method_into_unsupported_events():
-    result = parse_poll("jimi.device.obd.list", {"code": 0, "data": {"result": [{"imei": "869247060001739"}]}})
+    fences = {"code": 0, "data": {"result": [{"imei": "869247060001739"}]}}
+    result = parse_poll("jimi.open.platform.fence.duration", fences)
 
     assert [event.kind for event in result.events] == ["unsupported"]
-    assert parser_version("jimi-poll", "jimi.device.obd.list") == "jimi-poll/jimi.device.obd.list@0"
+    assert parser_version("jimi-poll", "jimi.open.platform.fence.duration") == (
+        "jimi-poll/jimi.open.platform.fence.duration@0"
+    )
     assert parser_version("jimi-poll", "jimi.device.track.list") == "jimi-poll/jimi.device.track.list@1"

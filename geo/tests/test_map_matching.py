@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.test import override_settings
+from django.test import Client, override_settings
 
+from devtools.testing.auth import PASSWORD, make_api_user
 from geo.matching.hmm import Candidate, Fix, Graph, Params, Segment, match, thin, traversals
 from geo.matching.projector import match_fold, match_rebuild_window
 from geo.matching.worklist import match_batch, match_drain
@@ -304,3 +305,20 @@ def test_the_matcher_prefers_the_road_the_fixes_follow_over_a_nearer_side_road()
         cands.append([Candidate(1, x, 7.0 if near_b else 1.0), Candidate(2, x, 5.0 if near_b else 11.0)])
     (chain,) = match(fixes, cands, graph, PARAMS)
     assert Counter(c.segment for c in chain.chosen) == {1: len(fixes)}
+
+
+def test_the_admin_lists_parked_fixes_and_requeues_them(make_device, account):
+    device = make_device()
+    insert([fix(device.id, T0, 43.73, 7.42, 20.0)], account_id=account.id)
+    MatchPending.objects.update(attempts=5, failed_at=T0, last_error="ZeroDivisionError: division by zero")
+    make_api_user("geo-admin", superuser=True)
+    client = Client()
+    client.login(username="geo-admin", password=PASSWORD)
+    listing = client.get("/admin/geo/matchpending/?state=parked")
+    assert listing.status_code == 200
+    assert b"geo/matchpending/" in listing.content
+    (row,) = MatchPending.objects.all()
+    response = client.post("/admin/geo/matchpending/", {"action": "requeue", "_selected_action": [row.id]})
+    assert response.status_code == 302
+    row.refresh_from_db()
+    assert (row.attempts, row.failed_at) == (0, None)

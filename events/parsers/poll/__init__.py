@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from events.parsers.base import Parser, RawBody
-from events.parsers.poll import alarms, positions, reports
+from events.parsers.poll import alarms, devices, obd, positions, reports
 from events.parsers.poll.responses import response_document, rows, rows_parser
 from events.parsers.unsupported import unsupported_parser
 
@@ -21,6 +21,10 @@ PARSERS: dict[str, Parser] = {
     "jimi.open.platform.report.trips": Parser(
         reports.TRIPS_VERSION, rows_parser(reports.parse_trip_row, reports.trip_rows)
     ),
+    "jimi.device.track.mileage": Parser(reports.MILEAGE_VERSION, rows_parser(reports.parse_mileage_row)),
+    "jimi.user.device.list": Parser(devices.DEVICE_LIST_VERSION, rows_parser(devices.parse_device_row)),
+    "jimi.device.obd.list": Parser(obd.OBD_LIST_VERSION, rows_parser(obd.parse_obd_row)),
+    "jimi.device.obd.fault": Parser(obd.OBD_FAULT_VERSION, rows_parser(obd.parse_obd_fault_row)),
 }
 
 

@@ -78,3 +78,12 @@ def trip_rows(document: dict[str, Any]) -> list[Any]:
 def parse_trip_row(row: dict[str, Any], received_at: datetime) -> ParsedEvent:
     # No success example exists for this report (Jimi published none): the time parser takes both time formats.
     return trip_event(Trip.model_validate(row))
+
+
+MILEAGE_VERSION = 1
+
+
+def parse_mileage_row(row: dict[str, Any], received_at: datetime) -> ParsedEvent:
+    # jimi.device.track.mileage result[]: one trip per row (runTimeSecond, or `elapsed` in Jimi's example; Q3);
+    # data[] holds per-device totals, not trips. The same trip from report.trips shares its key.
+    return trip_event(Trip.model_validate(row))
