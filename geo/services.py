@@ -2,8 +2,9 @@
 (geo/routing.py), each call of which is written to geo_route_requests (the route_p95_ms SLO reads it).
 
 One load is one transaction: stage empty copies of the tables (geo/sql/graph.sql), COPY the split segments and
-their vertices in, build lengths, costs and every index, then swap the staged tables in under a short lock and
-record the load (geo_graph_loads). A load that fails anywhere leaves the graph in use as it was. Loads are
+their vertices in, build lengths, costs and every index, move map matching's observations and speed bands to the
+new segment ids (geo/sql/remap.sql), then swap the staged tables in under a short lock and record the load
+(geo_graph_loads). A load that fails anywhere leaves the graph in use as it was. Loads are
 serialised by an advisory lock; loading the same file twice gives the same graph, ids included.
 """
 
@@ -22,9 +23,11 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from geo.matching.worklist import PROJECTOR as MATCH_PROJECTOR
 from geo.models import GraphLoad, RouteRequest
 from geo.osm import RoadGraph, linestring_ewkt, point_ewkt, read_road_graph
 from geo.routing import Route, RouteRefused, route_between
+from state.projectors.runner import projector_lock
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +75,13 @@ def road_graph_load(path: Path, *, progress: Progress = lambda step, n: None) ->
         vertex_ids = _copy_vertices(graph, progress)
         _copy_segments(graph, vertex_ids, progress)
         cursor.execute("SELECT geo_graph_build()")
+        # What map matching learned follows its segments to their new ids (geo/sql/remap.sql); no batch of the
+        # matcher runs meanwhile.
+        projector_lock(MATCH_PROJECTOR)
+        cursor.execute("SELECT * FROM geo_graph_remap()")
+        kept, dropped = cursor.fetchone()
+        if dropped:
+            log.info("road graph reload dropped observations of segments it no longer has", kept=kept, dropped=dropped)
         _swap()
         cursor.execute("SELECT count(*), coalesce(sum(length_m), 0) / 1000.0 FROM geo_ways")
         segments, length_km = cursor.fetchone()

@@ -1,5 +1,6 @@
 """The map-matching projector: position fixes → traversals of road segments (geo_segment_observations) → speed
-bands (geo_segment_speed_band). The only writer of both tables.
+bands (geo_segment_speed_band). The only writer of both tables, but for a reload of the road graph, which moves their
+rows to the new segment ids under this projector's lock (geo/sql/remap.sql).
 
 Windows. A device's time is cut into fixed windows of MAPMATCH_WINDOW_S seconds, aligned on the epoch. Window k
 owns the observations whose time falls in [k·W, (k+1)·W) and is matched from the device's fixes in that range

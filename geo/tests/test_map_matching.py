@@ -9,9 +9,11 @@ import math
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client, override_settings
 
@@ -19,7 +21,7 @@ from devtools.testing.auth import PASSWORD, make_api_user
 from geo.matching.hmm import Candidate, Fix, Graph, Params, Segment, match, thin, traversals
 from geo.matching.projector import match_fold, match_rebuild_window
 from geo.matching.worklist import match_batch, match_drain
-from geo.models import MatchPending, SegmentObservation, SegmentSpeedBand
+from geo.models import MatchPending, SegmentObservation, SegmentSpeedBand, Way
 from geo.routing import local_band, route_between
 from slo.thresholds import threshold
 from state.geometry import haversine_m
@@ -322,3 +324,42 @@ def test_the_admin_lists_parked_fixes_and_requeues_them(make_device, account):
     assert response.status_code == 302
     row.refresh_from_db()
     assert (row.attempts, row.failed_at) == (0, None)
+
+
+# --- a reload of the road graph -----------------------------------------------------------------------------------
+
+T_JUNCTION = Path(__file__).resolve().parent / "t_junction.osm"
+
+
+def test_a_reload_moves_observations_and_bands_to_the_new_segment_ids(tmp_path, make_device, account):
+    call_command("load_osm", str(T_JUNCTION), verbosity=0)
+    main = Way.objects.filter(osm_id=100).order_by("id").first()  # Main Street, 1 → 2
+    side = Way.objects.get(osm_id=101)
+    device = make_device()
+    at = T0
+    for way in (main, side):
+        SegmentObservation.objects.create(
+            segment_id=way.id, osm_id=way.osm_id, device_id=device.id, observed_at=at, entered_at=at, left_at=at,
+            direction="forward", length_m=way.length_m, speed_kmh=20.0, confidence=1.0, complete=True, in_band=True,
+        )  # fmt: skip
+        SegmentSpeedBand.objects.create(segment_id=way.id, dow=1, hour=8, speed_sum=20.0, samples=1, mean_kmh=20.0)
+    # The same network with a new way first in the file and Side Street redrawn: every id shifts by one, and Side
+    # Street's segment is no longer the same road.
+    text = T_JUNCTION.read_text()
+    text = text.replace(
+        '<way id="100"',
+        '<node id="90" version="1" lat="-1.3100000" lon="36.8100000"/>'
+        '<node id="91" version="1" lat="-1.3110000" lon="36.8100000"/>'
+        '<way id="50" version="1"><nd ref="90"/><nd ref="91"/><tag k="highway" v="residential"/></way>'
+        '<way id="100"',
+    )
+    text = text.replace('<nd ref="2"/><nd ref="4"/><nd ref="5"/>', '<nd ref="2"/><nd ref="4"/><nd ref="6"/>')
+    changed = tmp_path / "t_junction_v2.osm"
+    changed.write_text(text)
+    call_command("load_osm", str(changed), verbosity=0)
+    moved = Way.objects.filter(osm_id=100).order_by("id").first()
+    assert moved.id == main.id + 1  # way 50 is numbered first now
+    (kept,) = SegmentObservation.objects.all()
+    assert (kept.segment_id, kept.osm_id) == (moved.id, 100)
+    (band,) = SegmentSpeedBand.objects.all()
+    assert (band.segment_id, band.samples, band.mean_kmh) == (moved.id, 1, 20.0)
