@@ -1,4 +1,5 @@
-"""The ops overview page in the admin: roles, queues, ingest per source and minute, SLO status, open alerts.
+"""The ops overview page in the admin: roles, queues, ingest per source and minute, SLO status, open alerts, and the
+push health of the accounts polled from Jimi's Open API (pushes flowing, or silent with the location poll covering).
 
 Role health belongs to the project (fleet/health.py, above ops): the project's URL map hands this view a function
 that reports it (`role_statuses`), so ops never imports fleet."""
@@ -15,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from events.jimi.selectors import push_health
 from slo.models import SloAlert
 from slo.selectors import slo_status
 
@@ -61,5 +63,6 @@ def ops_overview(request: HttpRequest, *, role_statuses: Callable[[], list[dict[
         "minutes": OVERVIEW_MINUTES,
         "slo": slo_status(now=now),
         "alerts": SloAlert.objects.filter(closed_at__isnull=True),
+        "jimi": push_health(now=now, since=now - timedelta(minutes=OVERVIEW_MINUTES)),
     }
     return TemplateResponse(request, "admin/ops/overview.html", context)
