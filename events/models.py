@@ -21,6 +21,7 @@ class SourceKind(models.TextChoices):
     # Not push sources: rows written by our own commands and polls go through the same log.
     CSV = "csv", "CSV import"
     JIMI_POLL = "jimi-poll", "Jimi Open API poll"
+    OPS = "ops", "Ops action (an acknowledgement, an odometer reading, a driver assignment)"
 
 
 PUSH_KINDS = (SourceKind.JIMI_IOTHUB, SourceKind.JIMI_TSP, SourceKind.HMAC)

@@ -8,6 +8,7 @@ worker killed mid-batch leaves the batch claimed by nobody and parsed by nobody.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import traceback
 from collections.abc import Iterable, Sequence
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from domain.models import Device, Lifecycle
-from events.models import RawStatus
+from events.models import PushSource, RawStatus, SourceKind
 from events.parsers import ParsedEvent, ParseError, ParseResult, parse_raw, parser_version
 from events.poison import Cleaned, error_text, isolate, json_needs_cleaning, pg_safe, text_pg_safe
 
@@ -423,3 +424,38 @@ def log_partitions_ensure(*, months_back: int = 1, months_ahead: int = 3) -> lis
             )
             made += [r[0] for r in cursor.fetchall()]
     return made
+
+
+# --- Ops actions: appended to the log like a push ------------------------------------------------------------------
+
+
+class OpsSourceTaken(Exception):
+    """A source named like an account's ops source exists with another kind."""
+
+
+def ops_source(*, account_id: int) -> PushSource:
+    """The log source an account's ops actions are written under: one per account, created on first use. It has no
+    push URL (the gateway takes only the push kinds), so its secret is never asked for; it names the account."""
+    source, _ = PushSource.objects.get_or_create(
+        name=f"ops-{account_id}",
+        defaults={"kind": SourceKind.OPS, "account_id": account_id, "secret": secrets.token_urlsafe(32)},
+    )
+    if source.kind != SourceKind.OPS or source.account_id != account_id:
+        raise OpsSourceTaken(f"the source {source.name!r} is not the ops source of account #{account_id}")
+    return source
+
+
+def ops_event_append(*, account_id: int, action: str, document: dict[str, Any]) -> tuple[int, datetime]:
+    """Append one ops action (events/parsers/ops.py: `action` is its push_kind) to events_raw; returns the row's
+    (id, received_at). It is parsed and projected like any push: the commit wakes the parser."""
+    source = ops_source(account_id=account_id)
+    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_raw (source_id, source_kind, push_kind, content_type, body, headers)"
+            " VALUES (%s, %s, %s, 'application/json', %s, '{}') RETURNING id, received_at",
+            [source.id, SourceKind.OPS, action, body],
+        )
+        raw_id, received_at = cursor.fetchone()
+    log.info("ops.appended", raw_id=raw_id, action=action, account_id=account_id)
+    return raw_id, received_at

@@ -1,22 +1,32 @@
-"""Writes of the ops layer: tickets and their comments.
+"""Writes of the ops layer: tickets and their comments; and the ops actions that go through the log.
 
 The database is the authority on the ticket rules (the status FSM trigger, the SLA clock trigger, the one open
 ticket per automation key); these services turn its refusals into exceptions a clerk can act on, and record who
 did what in pghistory's context, as domain.services does for devices.
+
+An alarm acknowledgement, an odometer reading or correction and a manual driver assignment change derived state, so
+they are never written into a state (or domain) table here: each is appended to the log as an ops event
+(events.services.ops_event_append; parsed by events/parsers/ops.py) and projected like any push, so a replay keeps it.
+Each returns the raw row's id; the projection follows within the worker's wake-up.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pghistory
 from django.db import DatabaseError, transaction
+from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
+from django.db.models import Q
 from django.utils import timezone
 
-from domain.models import Device, Driver, Vehicle
+from domain.models import Device, Driver, DriverAssignment, Vehicle
+from events.services import ops_event_append
 from ops.models import TICKET_TRANSITIONS, Ticket, TicketComment, TicketPriority, TicketStatus
+from ops.selectors import AccountUnknown, alarm_refs, vehicle_account_id
 from slo.thresholds import threshold
 
 # SQLSTATE of a plpgsql RAISE EXCEPTION: how the pgtrigger FSM trigger refuses a move (see domain.services).
@@ -150,3 +160,114 @@ def ticket_update(*, ticket: Ticket, user: Any = None, **changes: Any) -> Ticket
         # Only these columns: a whole-row save could write back a status changed meanwhile.
         ticket.save(update_fields=changed)
     return ticket
+
+
+# --- Ops actions through the log -------------------------------------------------------------------------------
+
+
+def _actor(user: Any) -> str:
+    """Who did it, as the log keeps it: a username (a user may be deleted later; the name stays readable)."""
+    return str(user.get_username()) if user is not None else "automation"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def alarms_acknowledge(*, parsed_ids: list[int], user: Any, note: str = "") -> tuple[list[int], list[str]]:
+    """Acknowledge alarms (state_alarms rows, by parsed event id): one `alarm_ack` event each. Returns the raw ids
+    written and, for the alarms skipped, why (already acknowledged, or no such alarm)."""
+    refs = alarm_refs(parsed_ids=parsed_ids)
+    written: list[int] = []
+    skipped: list[str] = []
+    now = timezone.now()
+    with transaction.atomic():
+        for parsed_id in parsed_ids:
+            ref = refs.get(parsed_id)
+            if ref is None:
+                skipped.append(f"alarm #{parsed_id}: no such alarm")
+                continue
+            if ref.acknowledged_at is not None:
+                skipped.append(
+                    f"alarm #{parsed_id}: acknowledged by {ref.acknowledged_by} at {ref.acknowledged_at:%Y-%m-%d %H:%M}"
+                )
+                continue
+            document = {
+                "id": uuid.uuid4().hex,
+                "imei": ref.imei,
+                "alarm_at": _iso(ref.occurred_at),
+                "alarm_key": ref.dedup_key,
+                "acknowledged_at": _iso(now),
+                "acknowledged_by": _actor(user),
+                "note": note.strip() or None,
+            }
+            raw_id, _ = ops_event_append(account_id=ref.account_id, action="alarm_ack", document=document)
+            written.append(raw_id)
+    return written, skipped
+
+
+ODOMETER_SOURCES = ("reading", "correction", "service")
+
+
+def odometer_record(
+    *, vehicle: Vehicle, odometer_km: float, read_at: datetime, user: Any, source: str = "reading", note: str = ""
+) -> int:
+    """A vehicle's odometer as read (or corrected: the latest reading by read time is what counts, so a correction
+    dated now supersedes a wrong reading). One `odometer_reading` event; returns its raw id."""
+    if source not in ODOMETER_SOURCES:
+        raise OpsError(f"{source!r} is not an odometer source ({', '.join(ODOMETER_SOURCES)})")
+    if odometer_km < 0:
+        raise OpsError(f"{vehicle.plate}: an odometer cannot read {odometer_km:g} km")
+    now = timezone.now()
+    if read_at > now:
+        raise OpsError(f"{vehicle.plate}: a reading cannot be dated in the future ({read_at:%Y-%m-%d %H:%M})")
+    try:
+        account_id = vehicle_account_id(vehicle)
+    except AccountUnknown as exc:
+        raise OpsError(str(exc)) from exc
+    document = {
+        "id": uuid.uuid4().hex,
+        "plate": vehicle.plate,
+        "odometer_km": float(odometer_km),
+        "read_at": _iso(read_at),
+        "source": source,
+        "recorded_by": _actor(user),
+        "recorded_at": _iso(now),
+        "note": note.strip() or None,
+    }
+    raw_id, _ = ops_event_append(account_id=account_id, action="odometer_reading", document=document)
+    return raw_id
+
+
+def driver_assign(
+    *, vehicle: Vehicle, driver: Driver, start: datetime, end: datetime | None = None, user: Any, note: str = ""
+) -> int:
+    """Put `driver` on `vehicle` for [start, end): one `driver_assignment` event, which the drivers projector applies
+    to the domain. An overlap the domain would refuse is refused here already, with the clash named."""
+    if end is not None and end <= start:
+        raise OpsError(f"an assignment must end after it starts ({start:%Y-%m-%d %H:%M})")
+    period = DateTimeTZRange(start, end, "[)")
+    clash = (
+        DriverAssignment.objects.filter(Q(vehicle=vehicle) | Q(driver=driver), period__overlap=period)
+        .select_related("driver", "vehicle")
+        .first()
+    )
+    if clash is not None:
+        raise OpsError(f"{clash.driver} is on {clash.vehicle} for an overlapping period; end that assignment first")
+    try:
+        account_id = vehicle_account_id(vehicle)
+    except AccountUnknown as exc:
+        raise OpsError(str(exc)) from exc
+    document = {
+        "id": uuid.uuid4().hex,
+        "driver_id": driver.pk,
+        "driver_name": driver.name,
+        "plate": vehicle.plate,
+        "start": _iso(start),
+        "end": _iso(end) if end is not None else None,
+        "assigned_by": _actor(user),
+        "recorded_at": _iso(timezone.now()),
+        "note": note.strip() or None,
+    }
+    raw_id, _ = ops_event_append(account_id=account_id, action="driver_assignment", document=document)
+    return raw_id

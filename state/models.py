@@ -9,7 +9,7 @@ Owners (fleet/tests/test_single_writer.py enforces them):
     state_position_history                                  state.projectors.history
     state_live_positions                                    state.projectors.live
     state_trips, state_parking_events                       state.projectors.trips
-    state_alarms … state_lbs_readings                       state.projectors.readings
+    state_alarms … state_lbs_readings, state_odometer_readings state.projectors.readings
     state_devices                                           state.projectors.devices
 """
 
@@ -23,7 +23,8 @@ from state.geometry import WGS84_SRID
 
 class Projector(models.TextChoices):
     POSITIONS = "positions", "Positions: history, live positions, trips, parking"
-    READINGS = "readings", "Readings: alarms, heartbeats, device events, OBD, fuel, temperature, LBS, devices"
+    READINGS = "readings", "Readings: alarms (and their acknowledgements), heartbeats, device events, OBD, fuel, …"
+    DRIVERS = "drivers", "Drivers: manual driver assignments (and the HR roster) → domain drivers and assignments"
 
 
 class ProjectionPending(models.Model):
@@ -230,10 +231,9 @@ class Reading(models.Model):
 class Alarm(Reading):
     """Alarms as the device raised them (and cleared them: `cleared` rows are the removeAlarmType events).
 
-    Acknowledgement is deliberately not a column here: this table has one writer, the projector, and a replay
-    rebuilds it from the log, so an acknowledgement written into it would be a second writer and be lost on
-    replay. An ack is an operator's act: it belongs to ops (a table keyed by this row's parsed_id, joined at read
-    time), or to the log as an event if it must be replayable."""
+    The acknowledgement columns are filled by the same projector from `alarm_ack` events, which ops appends to the
+    log (events/parsers/ops.py): nobody else writes this table, and a replay rebuilds the acknowledgement with the
+    alarm — the first one, who and when."""
 
     code = models.CharField(max_length=64)
     name = models.CharField(max_length=200, null=True)
@@ -243,10 +243,19 @@ class Alarm(Reading):
     point = gis.PointField(geography=True, srid=WGS84_SRID, null=True)
     speed_kmh = models.FloatField(null=True)
     msg_class = models.IntegerField(null=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, null=True, blank=True, help_text="The operator's username")
 
     class Meta:
         db_table = "state_alarms"
-        indexes = [models.Index(fields=["device_id", "occurred_at"], name="state_alarms_device_time")]
+        indexes = [
+            models.Index(fields=["device_id", "occurred_at"], name="state_alarms_device_time"),
+            # The clerks' alarms list: newest first, and the open (unacknowledged) ones.
+            models.Index(fields=["occurred_at"], name="state_alarms_time"),
+            models.Index(
+                fields=["occurred_at"], name="state_alarms_open", condition=models.Q(acknowledged_at__isnull=True)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.normalised_name} #{self.parsed_id}"
@@ -361,6 +370,28 @@ class LbsReading(Reading):
 
     def __str__(self) -> str:
         return f"lbs #{self.parsed_id}"
+
+
+class OdometerReading(Reading):
+    """A vehicle's odometer as a person read it, corrected it or noted it at a service: `odometer_reading` events
+    that ops appends to the log (events/parsers/ops.py). State, not ops: a reading is derived from the log by the
+    readings projector, its one writer, so it survives a replay (docs/architecture.md, "Ops actions go through the
+    log"). The vehicle is resolved from the plate; `occurred_at` is when the odometer showed the value."""
+
+    vehicle_id = models.BigIntegerField(null=True)
+    plate = models.CharField(max_length=32)
+    odometer_km = models.FloatField()
+    source = models.CharField(max_length=16, help_text="reading, correction or service")
+    recorded_by = models.CharField(max_length=150, null=True)
+    recorded_at = models.DateTimeField(null=True, help_text="When it was entered")
+    note = models.TextField(null=True)
+
+    class Meta:
+        db_table = "state_odometer_readings"
+        indexes = [models.Index(fields=["vehicle_id", "occurred_at"], name="state_odometer_vehicle_time")]
+
+    def __str__(self) -> str:
+        return f"{self.plate} {self.odometer_km:g} km"
 
 
 class DeviceSummary(models.Model):

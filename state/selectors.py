@@ -178,6 +178,7 @@ DIGESTED = (
     (m.FuelReading, ("parsed_id",), ()),
     (m.TemperatureReading, ("parsed_id",), ()),
     (m.LbsReading, ("parsed_id",), ()),
+    (m.OdometerReading, ("parsed_id",), ()),
     (m.DeviceSummary, ("device_id",), ()),
 )
 

@@ -42,6 +42,11 @@ def project_readings() -> None:
     _drain(Projector.READINGS, woken=True)
 
 
+@app.task(name="state.project_drivers", queue="project", queueing_lock="state.project_drivers", pass_context=False)
+def project_drivers() -> None:
+    _drain(Projector.DRIVERS, woken=True)
+
+
 @sweep_every(settings.PROJECT_SWEEP_EVERY_S, periodic_id="project-positions-sweep")
 @app.task(name="state.sweep_positions", queue="project", queueing_lock="state.sweep_positions", pass_context=False)
 def sweep_positions(timestamp: int) -> None:
@@ -52,6 +57,12 @@ def sweep_positions(timestamp: int) -> None:
 @app.task(name="state.sweep_readings", queue="project", queueing_lock="state.sweep_readings", pass_context=False)
 def sweep_readings(timestamp: int) -> None:
     _drain(Projector.READINGS, woken=False)
+
+
+@sweep_every(settings.PROJECT_SWEEP_EVERY_S, periodic_id="project-drivers-sweep")
+@app.task(name="state.sweep_drivers", queue="project", queueing_lock="state.sweep_drivers", pass_context=False)
+def sweep_drivers(timestamp: int) -> None:
+    _drain(Projector.DRIVERS, woken=False)
 
 
 @app.periodic(cron="23 3 * * *", periodic_id="state-partitions")

@@ -26,6 +26,10 @@ KINDS = (
     "device_meta",
     "driver_record",
     "unsupported",
+    # Ops actions (events/parsers/ops.py)
+    "alarm_ack",
+    "odometer_reading",
+    "driver_assignment",
 )
 
 

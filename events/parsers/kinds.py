@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the source modules import this one: type-only imports avoid
     from events.parsers.hmac_json import DriverRecord, FuelPurchase
     from events.parsers.iothub.device import LbsReport
     from events.parsers.iothub.sensors import SensorReading
+    from events.parsers.ops import AlarmAck, DriverAssignment, OdometerReading
     from events.parsers.poll.devices import DeviceRecord
     from events.parsers.poll.reports import Parking, Trip
 
@@ -89,3 +90,21 @@ def driver_record_event(driver: DriverRecord, extracted_at: datetime) -> ParsedE
     # A driver can appear twice in one roster (two vehicles): the whole record is the key.
     payload = driver.model_dump(mode="json")
     return make_event("driver_record", None, payload, device_time=extracted_at, key=(payload,))
+
+
+def alarm_ack_event(ack: AlarmAck) -> ParsedEvent:
+    # Dated at the alarm's own time (its device timeline); the action's id tells two acknowledgements apart.
+    payload = ack.model_dump(mode="json")
+    return make_event("alarm_ack", ack.imei, payload, device_time=ack.alarm_at, key=(ack.action_id,))
+
+
+def odometer_reading_event(reading: OdometerReading) -> ParsedEvent:
+    # About a vehicle, not a device: no imei (the account comes from the ops source); the action's id is the key.
+    payload = reading.model_dump(mode="json")
+    return make_event("odometer_reading", None, payload, device_time=reading.read_at, key=(reading.action_id,))
+
+
+def driver_assignment_event(assignment: DriverAssignment) -> ParsedEvent:
+    payload = assignment.model_dump(mode="json")
+    key = (assignment.action_id,)
+    return make_event("driver_assignment", None, payload, device_time=assignment.recorded_at, key=key)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from events.parsers import csv_positions, hmac_json, iothub, poll, tsp
+from events.parsers import csv_positions, hmac_json, iothub, ops, poll, tsp
 from events.parsers.base import ParseError, Parser, ParseResult, RawBody
 from events.parsers.unsupported import UNSUPPORTED_VERSION
 
@@ -42,6 +42,7 @@ SOURCES: dict[str, Source] = {
     "hmac": Source({}, _hmac_any),
     "csv": Source(csv_positions.PARSERS, _refuse("csv")),
     "jimi-poll": Source(poll.PARSERS, poll.fallback),
+    "ops": Source(ops.PARSERS, _refuse("ops")),
 }
 
 

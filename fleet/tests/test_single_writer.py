@@ -25,6 +25,7 @@ READINGS = (
     "state_fuel_readings",
     "state_temperature_readings",
     "state_lbs_readings",
+    "state_odometer_readings",
 )
 OWNERS: dict[str, set[str]] = {
     "state_projection_pending": {"state/projectors/runner.py", "state/sql/pending.sql"},

@@ -1,7 +1,9 @@
-"""The two projectors (work-list groups) and what a batch or a replay of each does, in order.
+"""The three projectors (work-list groups) and what a batch or a replay of each does, in order.
 
 positions: position_fix, trip_report, parking_report → history (verdicts) → live positions → trips / parking.
-readings:  alarm, heartbeat, device_event, device_meta, obd, fuel, temperature, lbs → reading tables → devices.
+readings:  alarm, heartbeat, device_event, device_meta, obd, fuel, temperature, lbs, odometer_reading → reading
+           tables → devices; alarm_ack → the acknowledged alarm's row.
+drivers:   driver_assignment → the domain's drivers and assignments (through domain services).
 
 Each step calls the module that owns the table; this module writes nothing itself.
 """
@@ -16,7 +18,7 @@ from typing import Any
 from django.db import connection
 
 from state.models import Projector
-from state.projectors import devices, history, live, readings, trips
+from state.projectors import devices, drivers, history, live, readings, trips
 from state.projectors.runner import Fold, Pending, projector_forget, projector_lock
 
 REPORT_KINDS = ("trip_report", "parking_report")
@@ -48,18 +50,32 @@ def positions_windows_refold(windows: dict[int, tuple[datetime, datetime]]) -> N
 
 
 def readings_fold(pending: Sequence[Pending]) -> None:
-    readings.readings_refresh(parsed_ids=[p.parsed_id for p in pending], occurred=[p.occurred_at for p in pending])
+    # An acknowledgement re-folds the alarms it may name (same device, same time).
+    acked = readings.alarms_at(keys=[(p.device_id, p.occurred_at) for p in pending if p.kind == "alarm_ack"])
+    readings.readings_refresh(
+        parsed_ids=[p.parsed_id for p in pending] + [a[0] for a in acked],
+        occurred=[p.occurred_at for p in pending] + [a[1] for a in acked],
+    )
     devices.devices_refresh(device_ids=[p.device_id for p in pending])
+
+
+def drivers_fold(pending: Sequence[Pending]) -> None:
+    facts = drivers.facts_of(parsed_ids=[p.parsed_id for p in pending], occurred=[p.occurred_at for p in pending])
+    drivers.facts_apply(facts)
 
 
 FOLDS: dict[str, Fold] = {
     Projector.POSITIONS: positions_fold,
     Projector.READINGS: readings_fold,
+    Projector.DRIVERS: drivers_fold,
 }
 
 POSITIONS_KINDS = ("position_fix", *REPORT_KINDS)
-READINGS_KINDS = ("alarm", "heartbeat", "device_event", "device_meta", "obd", "fuel", "temperature", "lbs")
-KINDS = {Projector.POSITIONS: POSITIONS_KINDS, Projector.READINGS: READINGS_KINDS}
+READINGS_KINDS = (
+    "alarm", "heartbeat", "device_event", "device_meta", "obd", "fuel", "temperature", "lbs", "odometer_reading",
+    "alarm_ack",
+)  # fmt: skip
+KINDS = {Projector.POSITIONS: POSITIONS_KINDS, Projector.READINGS: READINGS_KINDS, Projector.DRIVERS: drivers.KINDS}
 
 
 @dataclass(frozen=True)
@@ -190,4 +206,22 @@ def readings_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> in
     return n
 
 
-REPLAYS: dict[str, Callable[..., int]] = {Projector.POSITIONS: positions_replay, Projector.READINGS: readings_replay}
+def drivers_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> int:
+    """Re-apply the driver events in scope to the domain, in order (idempotent: drivers.py). Driver events are about
+    no device, so a replay of one device has none. Call inside a transaction."""
+    projector_lock(Projector.DRIVERS)
+    projector_forget(Projector.DRIVERS, *scope.where("q"))
+    if scope.device_id is not None:
+        return 0
+    where, params = scope.where()
+    facts = drivers.facts_in(where=where, params=params)
+    drivers.facts_apply(facts)
+    progress("drivers", len(facts))
+    return len(facts)
+
+
+REPLAYS: dict[str, Callable[..., int]] = {
+    Projector.POSITIONS: positions_replay,
+    Projector.READINGS: readings_replay,
+    Projector.DRIVERS: drivers_replay,
+}

@@ -10,15 +10,9 @@
 -- projector, fleet_wake_once() (events/sql/wake.sql) makes sure one job waits — the same commit-time wake-up
 -- and barrier as the parser's, so an event that commits out of id order is never skipped.
 
-CREATE OR REPLACE FUNCTION state_projector_of(p_kind text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE
-        WHEN p_kind IN ('position_fix', 'trip_report', 'parking_report') THEN 'positions'
-        WHEN p_kind IN ('alarm', 'heartbeat', 'device_event', 'device_meta', 'obd', 'fuel', 'temperature', 'lbs')
-            THEN 'readings'
-        -- driver_record and unsupported are not projected (yet).
-    END
-$$;
+-- Which projector folds a kind is state_projector_of(kind): defined by the state migration that last changed the map
+-- (0006_ops_events; each migration that adds a kind or a projector replaces it), and tied to
+-- state/projectors/groups.py by state/tests/test_projector_kinds.py.
 
 CREATE OR REPLACE FUNCTION state_pending_add(p_id bigint, p_at timestamptz, p_device bigint, p_kind text)
 RETURNS void
