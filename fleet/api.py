@@ -24,7 +24,7 @@ from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 
 from domain import api as domain_api
-from fleet.auth import ADMIN_FLEET, READ_FLEET, UNDECLARED, AuthDenied, BearerJWT, DjangoSession, require
+from fleet.auth import ADMIN_FLEET, READ_FLEET, UNDECLARED, WRITE_OPS, AuthDenied, BearerJWT, DjangoSession, require
 from fleet.ratelimit import DASHBOARDS, ROUTES, rate_limit
 from geo import api as geo_api
 from geo import enrich as geo_enrich
@@ -132,6 +132,8 @@ dashboards_api.router.add_decorator(geo_enrich.view_enrichment)
 api.add_router("/views/", dashboards_api.router, auth=require(READ_FLEET), throttle=rate_limit(DASHBOARDS))
 api.add_router("/slo/", slo_api.router, auth=require(READ_FLEET))
 api.add_router("/reports/", ops_api.reports_router, auth=require(READ_FLEET))
+# Ops writes: acknowledgements, tickets, odometer readings, the service log.
+api.add_router("/ops/", ops_api.ops_router, auth=require(WRITE_OPS))
 # POST /api/routes: read:fleet, and RATE_LIMIT_ROUTES_PER_MIN per client IP.
 api.add_router("/routes", geo_api.routes_router, auth=require(READ_FLEET), throttle=rate_limit(ROUTES))
 api.add_router("/pois", geo_api.pois_router, auth=require(READ_FLEET))

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pghistory
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import Q
@@ -25,7 +28,7 @@ from django.utils import timezone
 
 from domain.models import Device, Driver, DriverAssignment, Vehicle
 from events.services import ops_event_append
-from ops.models import TICKET_TRANSITIONS, Ticket, TicketComment, TicketPriority, TicketStatus
+from ops.models import TICKET_TRANSITIONS, ServiceLog, Ticket, TicketComment, TicketPriority, TicketStatus
 from ops.selectors import AccountUnknown, alarm_refs, vehicle_account_id
 from slo.thresholds import threshold
 
@@ -271,3 +274,47 @@ def driver_assign(
     }
     raw_id, _ = ops_event_append(account_id=account_id, action="driver_assignment", document=document)
     return raw_id
+
+
+# --- Service log -------------------------------------------------------------------------------------------------
+
+
+def service_log_record(
+    *,
+    vehicle: Vehicle,
+    service_date: date,
+    work_done: str,
+    user: Any,
+    odometer_km: float | None = None,
+    cost: Decimal | None = None,
+    currency: str = "KES",
+    next_due_km: float | None = None,
+    next_due_date: date | None = None,
+) -> ServiceLog:
+    """A service done on a vehicle. Its odometer, when given, is also an odometer reading (an `odometer_reading`
+    event with source "service", dated at the start of the service day in DISPLAY_TIME_ZONE), so the vehicle's
+    distance since the service counts from it."""
+    if not work_done.strip():
+        raise OpsError(f"{vehicle.plate}: say what work was done")
+    if service_date > timezone.localdate(timezone=ZoneInfo(settings.DISPLAY_TIME_ZONE)):
+        raise OpsError(f"{vehicle.plate}: a service cannot be dated in the future ({service_date})")
+    if odometer_km is not None and next_due_km is not None and next_due_km <= odometer_km:
+        raise OpsError(
+            f"{vehicle.plate}: the next service ({next_due_km:g} km) must be after this one ({odometer_km:g} km)"
+        )
+    if next_due_date is not None and next_due_date <= service_date:
+        raise OpsError(f"{vehicle.plate}: the next service ({next_due_date}) must be after this one ({service_date})")
+    if cost is not None and cost < 0:
+        raise OpsError(f"{vehicle.plate}: a cost cannot be negative")
+    with pghistory.context(**_history_context(user, "service recorded")), transaction.atomic():
+        entry = ServiceLog.objects.create(
+            vehicle=vehicle, service_date=service_date, odometer_km=odometer_km, work_done=work_done.strip(),
+            cost=cost, currency=currency, next_due_km=next_due_km, next_due_date=next_due_date, recorded_by=user,
+        )  # fmt: skip
+        if odometer_km is not None:
+            day_start = datetime.combine(service_date, time(), tzinfo=ZoneInfo(settings.DISPLAY_TIME_ZONE))
+            odometer_record(
+                vehicle=vehicle, odometer_km=odometer_km, read_at=min(day_start, timezone.now()), user=user,
+                source="service", note=f"service #{entry.pk}",
+            )  # fmt: skip
+    return entry

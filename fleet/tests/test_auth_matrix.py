@@ -274,7 +274,9 @@ def test_it_would_catch_an_operation_that_declares_nothing():
 
 
 def request(client: Client, method: str, path: str, **extra: Any) -> Any:
-    url = path.replace("{imei}", IMEI)
+    # Path parameters: the device's IMEI, the vehicle's plate, 1 for an id (a missing object: 404 past the auth).
+    samples = {"imei": IMEI, "plate": PLATE}
+    url = re.sub(r"\{(\w+)\}", lambda m: samples.get(m.group(1), "1"), path)
     if method in UNSAFE:
         return getattr(client, method)(url, json.dumps({}), "application/json", **extra)
     return getattr(client, method)(url, **extra)
