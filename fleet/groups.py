@@ -5,10 +5,11 @@ API and, beside them, the model permissions they use in the admin — and the tw
 record in the admin holds write:ops, whoever may move a device's lifecycle there holds admin:fleet (the admin asks
 for the scope itself, through domain.access, as the API does).
 
-- Ops clerk (read:fleet, write:ops): tickets (open, work, comment) and the service log; reads vehicles, devices,
-  drivers and their assignments, and the dispatch log.
-- Dispatcher (read:fleet, write:ops): the dispatch log; tickets (open, comment); reads vehicles, devices, drivers
-  and their assignments, and the service log.
+- Ops clerk (read:fleet, write:ops): the alarms list (acknowledge, open a ticket), tickets (open, work, comment),
+  the service log and what is due, odometer readings; reads vehicles, devices, drivers and their assignments, and
+  the dispatch log.
+- Dispatcher (read:fleet, write:ops): the dispatch log and driver assignments (a new one goes through the log);
+  tickets (open, comment); the alarms list; reads vehicles, devices, drivers and the service log.
 - Manager (read:fleet, write:ops): reads what ops and the domain hold; assigns and closes tickets; sets cost rates.
 - Fleet admin (read:fleet, write:ops, admin:fleet): vehicles, devices (lifecycle, CSV import), drivers, accounts,
   push sources, re-parse, SLO targets, the projection work-list, and all of ops.
@@ -59,6 +60,8 @@ GROUPS: dict[str, GroupSpec] = {
         scopes=(READ_FLEET, WRITE_OPS),
         permissions=(
             *DOMAIN_READS,
+            *_views("state.alarm"),
+            *_crud("state.odometerreading", "view", "add"),
             *_crud("ops.ticket", "view", "add", "change"),
             *_crud("ops.ticketcomment", "view", "add"),
             *_crud("ops.servicelog", "view", "add", "change"),
@@ -69,6 +72,8 @@ GROUPS: dict[str, GroupSpec] = {
         scopes=(READ_FLEET, WRITE_OPS),
         permissions=(
             *DOMAIN_READS,
+            *_crud("domain.driverassignment", "add", "change"),
+            *_views("state.alarm"),
             *_crud("ops.dispatchlog", "view", "add", "change"),
             *_crud("ops.ticket", "view", "add"),
             *_crud("ops.ticketcomment", "view", "add"),
@@ -80,6 +85,7 @@ GROUPS: dict[str, GroupSpec] = {
         permissions=(
             *DOMAIN_READS,
             *DOMAIN_REFERENCE,
+            *_views("state.alarm", "state.odometerreading"),
             *_crud("ops.ticket", "view", "change"),
             *_crud("ops.ticketcomment", "view", "add"),
             *_views("ops.servicelog", "ops.dispatchlog", "slo.slotarget", "slo.sloalert"),
@@ -106,7 +112,8 @@ GROUPS: dict[str, GroupSpec] = {
             *_views("events.rawevent", "events.parsedevent", "events.pushrejection"),
             "events.reparse_rawevent",
             *_crud("state.projectionpending", "view", "change"),
-            *_views("state.projectorcheckpoint", "slo.sloalert"),
+            *_views("state.projectorcheckpoint", "state.alarm", "slo.sloalert"),
+            *_crud("state.odometerreading", "view", "add"),
             *_crud("slo.slotarget", "view", "change"),
             *(
                 p

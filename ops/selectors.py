@@ -1,13 +1,17 @@
-"""Reads of the ops layer: what an ops action needs to know before it is written."""
+"""Reads of the ops layer: what an ops action needs to know before it is written, and what is due."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from domain.models import Account, Device, Lifecycle, Vehicle
+from slo.thresholds import threshold
 
 
 class AccountUnknown(LookupError):
@@ -56,3 +60,97 @@ def alarm_refs(*, parsed_ids: list[int]) -> dict[int, AlarmRef]:
             [parsed_ids],
         )
         return {row[0]: AlarmRef(*row) for row in cursor.fetchall()}
+
+
+# --- Maintenance due ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaintenanceRow:
+    """A vehicle's next service, from its latest service entry, against its odometer now: the latest odometer
+    reading (state_odometer_readings: read, corrected, or noted at a service) plus the distance its devices' derived
+    trips covered since that reading."""
+
+    vehicle_id: int
+    plate: str
+    service_id: int
+    service_date: date
+    service_km: float | None
+    next_due_km: float | None
+    next_due_date: date | None
+    reading_km: float | None
+    reading_at: datetime | None
+    driven_since_km: float
+    today: date
+    soon_km: float
+    soon_days: float
+
+    @property
+    def odometer_km(self) -> float | None:
+        return None if self.reading_km is None else self.reading_km + self.driven_since_km
+
+    @property
+    def km_left(self) -> float | None:
+        if self.next_due_km is None or self.odometer_km is None:
+            return None
+        return self.next_due_km - self.odometer_km
+
+    @property
+    def days_left(self) -> int | None:
+        return None if self.next_due_date is None else (self.next_due_date - self.today).days
+
+    @property
+    def status(self) -> str:
+        """overdue (past the km or the date), due soon (within maintenance_due_soon_km / _days), or ok."""
+        km, days = self.km_left, self.days_left
+        if (km is not None and km <= 0) or (days is not None and days <= 0):
+            return "overdue"
+        if (km is not None and km <= self.soon_km) or (days is not None and days <= self.soon_days):
+            return "due soon"
+        return "ok"
+
+    @property
+    def due(self) -> bool:
+        return self.status != "ok"
+
+
+_MAINTENANCE = """
+WITH last_service AS (
+    SELECT DISTINCT ON (s.vehicle_id) s.vehicle_id, s.id, s.service_date, s.odometer_km, s.next_due_km, s.next_due_date
+      FROM ops_service_logs s
+     WHERE s.next_due_km IS NOT NULL OR s.next_due_date IS NOT NULL OR %(all)s
+     ORDER BY s.vehicle_id, s.service_date DESC, s.id DESC
+)
+SELECT v.id, v.plate, ls.id, ls.service_date, ls.odometer_km, ls.next_due_km, ls.next_due_date, lr.odometer_km,
+       lr.occurred_at,
+       coalesce((SELECT sum(t.distance_m) FROM state_trips t JOIN domain_devices d ON d.id = t.device_id
+                  WHERE d.vehicle_id = v.id AND t.source = 'derived' AND t.started_at >= lr.occurred_at), 0) / 1000.0
+  FROM last_service ls
+  JOIN domain_vehicles v ON v.id = ls.vehicle_id
+  LEFT JOIN LATERAL (SELECT r.odometer_km, r.occurred_at FROM state_odometer_readings r
+                      WHERE r.vehicle_id = v.id ORDER BY r.occurred_at DESC, r.parsed_id DESC LIMIT 1) lr ON true
+ WHERE %(vehicle)s::bigint IS NULL OR v.id = %(vehicle)s::bigint
+ ORDER BY v.plate
+"""
+
+
+def maintenance_plan(*, now: datetime | None = None, vehicle_id: int | None = None) -> list[MaintenanceRow]:
+    """Every vehicle whose latest service entry says when the next is due, most urgent first (overdue, then due soon,
+    then by km and days left)."""
+    now = now or timezone.now()
+    today = now.astimezone(ZoneInfo(settings.DISPLAY_TIME_ZONE)).date()
+    soon_km, soon_days = threshold("maintenance_due_soon_km"), threshold("maintenance_due_soon_days")
+    with connection.cursor() as cursor:
+        cursor.execute(_MAINTENANCE, {"all": False, "vehicle": vehicle_id})
+        names = ("vehicle_id", "plate", "service_id", "service_date", "service_km", "next_due_km", "next_due_date",
+                 "reading_km", "reading_at", "driven_since_km")  # fmt: skip
+        rows = [
+            MaintenanceRow(**dict(zip(names, row, strict=True)), today=today, soon_km=soon_km, soon_days=soon_days)
+            for row in cursor.fetchall()
+        ]
+    rank = {"overdue": 0, "due soon": 1, "ok": 2}
+    big = float("inf")
+    return sorted(
+        rows,
+        key=lambda r: (rank[r.status], r.km_left if r.km_left is not None else big, r.days_left or big, r.plate),
+    )

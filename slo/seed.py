@@ -75,6 +75,11 @@ TARGETS = [
     ("ticket_sla_high_h", "threshold", 8, "<=", "h", None, False, "SLA of a high-priority ticket."),
     ("ticket_sla_normal_h", "threshold", 24, "<=", "h", None, False, "SLA of a normal ticket."),
     ("ticket_sla_low_h", "threshold", 72, "<=", "h", None, False, "SLA of a low-priority ticket."),
+    # Ops: maintenance (a vehicle is "due soon" this close to its next service, by km or by days)
+    ("maintenance_due_soon_km", "threshold", 500, "<=", "km", None, False,
+     "A vehicle within this distance of its next service (odometer plus derived distance) is due soon."),
+    ("maintenance_due_soon_days", "threshold", 14, "<=", "days", None, False,
+     "A vehicle within this many days of its next service date is due soon."),
 ]  # fmt: skip
 
 
