@@ -146,6 +146,8 @@ class Ticket(models.Model):
             models.Index(fields=["status", "sla_due_at"], name="ops_tickets_status_sla"),
             models.Index(fields=["vehicle", "opened_at"], name="ops_tickets_vehicle_time"),
             models.Index(fields=["alarm_parsed_id"], name="ops_tickets_alarm"),
+            # Automations: what the tickets of a key (open or not) have seen.
+            models.Index(fields=["auto_key", "last_seen_at"], name="ops_tickets_auto_seen"),
         ]
         constraints = [
             models.UniqueConstraint(

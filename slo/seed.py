@@ -80,6 +80,11 @@ TARGETS = [
      "A vehicle within this distance of its next service (odometer plus derived distance) is due soon."),
     ("maintenance_due_soon_days", "threshold", 14, "<=", "days", None, False,
      "A vehicle within this many days of its next service date is due soon."),
+    # Ops: automations (alarm tickets, device checks)
+    ("alarm_ticket_max_age_s", "threshold", 86400, "<=", "s", None, False,
+     "A watched alarm (SOS, power cut, tamper, collision) older than this opens no ticket (a first run, old history)."),
+    ("device_check_silent_s", "threshold", 172800, "<=", "s", None, False,
+     "An active device with no fix, heartbeat or reading for this long opens a device-check ticket."),
 ]  # fmt: skip
 
 

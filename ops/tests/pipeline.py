@@ -26,16 +26,11 @@ def run() -> None:
     project()
 
 
-def push_alarm(source: PushSource, *, imei: str, code: str, at: datetime) -> None:
-    """An IoT Hub /pushalarm as the gateway stores it."""
+def push_alarm(source: PushSource, *, imei: str, code: str, at: datetime, cleared: bool = False) -> None:
+    """An IoT Hub /pushalarm as the gateway stores it (`cleared`: the device ending that alarm)."""
     when = f"{at:%Y-%m-%d %H:%M:%S}"
-    item = {
-        "type": "DEVICE",
-        "msgClass": 0,
-        "imei": imei,
-        "msg": {"alertType": code, "alarmTime": when},
-        "gateTime": when,
-    }
+    msg = {"alertType": "removeAlarmType", "removeAlarmType": code} if cleared else {"alertType": code}
+    item = {"type": "DEVICE", "msgClass": 0, "imei": imei, "msg": {**msg, "alarmTime": when}, "gateTime": when}
     body = urlencode({"token": source.secret, "data_list": json.dumps([item])}).encode()
     with connection.cursor() as cursor:
         cursor.execute(

@@ -20,6 +20,7 @@ from django.db import connection
 from state.models import Projector
 from state.projectors import devices, drivers, history, live, readings, trips
 from state.projectors.runner import Fold, Pending, projector_forget, projector_lock
+from state.signals import alarms_folded
 
 REPORT_KINDS = ("trip_report", "parking_report")
 
@@ -57,6 +58,9 @@ def readings_fold(pending: Sequence[Pending]) -> None:
         occurred=[p.occurred_at for p in pending] + [a[1] for a in acked],
     )
     devices.devices_refresh(device_ids=[p.device_id for p in pending])
+    alarm_ids = [p.parsed_id for p in pending if p.kind == "alarm"]
+    if alarm_ids:
+        alarms_folded.send(sender=Projector.READINGS, parsed_ids=alarm_ids)
 
 
 def drivers_fold(pending: Sequence[Pending]) -> None:
