@@ -234,8 +234,9 @@ class VehicleAdmin(PlateSearchAdmin[Vehicle]):
 
 @admin.register(Driver)
 class DriverAdmin(TrackedHistoryAdmin[Driver]):
-    list_display = ("name", "phone", "hr_id", "licence_number", "active")
+    list_display = ("name", "phone", "hr_id", "licence_number", "active", "hr_synced_at")
     list_filter = ("active",)
+    readonly_fields = ("hr_synced_at",)
     search_fields = ("name", "phone", "hr_id")
 
 
@@ -243,7 +244,8 @@ class DriverAdmin(TrackedHistoryAdmin[Driver]):
 class DriverAssignmentAdmin(PlateSearchAdmin[DriverAssignment]):
     # The model form validates the exclusion constraints, so an overlap is a form error, not a 500.
     plate_lookup = "vehicle__plate"
-    list_display = ("driver", "vehicle", "start", "end", "note")
+    list_display = ("driver", "vehicle", "start", "end", "source", "note")
+    list_filter = ("source",)
     list_select_related = ("driver", "vehicle")
     search_fields = ("driver__name", "vehicle__plate")
     autocomplete_fields = ("driver", "vehicle")

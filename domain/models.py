@@ -172,6 +172,10 @@ class Driver(models.Model):
     licence_number = models.CharField(max_length=50, blank=True)
     hr_id = models.CharField("HR id", max_length=50, unique=True, null=True, blank=True)
     active = models.BooleanField(default=True)
+    hr_synced_at = models.DateTimeField(
+        "HR roster of", null=True, blank=True, editable=False,
+        help_text="The extraction time of the HR roster that last set this driver (an older one changes nothing)",
+    )  # fmt: skip
 
     class Meta:
         db_table = "domain_drivers"
@@ -181,14 +185,23 @@ class Driver(models.Model):
         return self.name
 
 
+class AssignmentSource(models.TextChoices):
+    MANUAL = "manual", "Manual (a clerk)"
+    HR = "hr", "HR roster"
+
+
 @pghistory.track()
 class DriverAssignment(models.Model):
-    """A driver on a vehicle for a time range. Neither a vehicle nor a driver is ever double-booked."""
+    """A driver on a vehicle for a time range. Neither a vehicle nor a driver is ever double-booked.
+
+    `source`: who made it. The HR roster replaces what it made itself (domain.services.roster_record_apply) and
+    never touches a clerk's assignment."""
 
     driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="assignments")
     vehicle = models.ForeignKey(Vehicle, on_delete=models.CASCADE, related_name="assignments")
     period = DateTimeRangeField(help_text="[start, end); an open end means until further notice")
     note = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=8, choices=AssignmentSource.choices, default=AssignmentSource.MANUAL)
 
     class Meta:
         db_table = "domain_driver_assignments"

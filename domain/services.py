@@ -1,4 +1,4 @@
-"""Writes on the domain: device lifecycle, driver assignments, bulk device import.
+"""Writes on the domain: device lifecycle, driver assignments, the HR roster, bulk device import.
 
 The database is the authority on every rule here (the lifecycle FSM trigger, the assignment exclusion
 constraints, the IMEI check); these services turn its refusals into exceptions a clerk can act on.
@@ -16,11 +16,13 @@ import pghistory
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
+from django.db.models import Q
 
 from domain.models import (
     IMEI_VALIDATOR,
     LIFECYCLE_TRANSITIONS,
     Account,
+    AssignmentSource,
     Device,
     Driver,
     DriverAssignment,
@@ -123,7 +125,13 @@ def _overlap_error(*, vehicle: Vehicle, driver: Driver, period: DateTimeTZRange)
 
 
 def vehicle_assign_driver(
-    *, vehicle: Vehicle, driver: Driver, start: datetime, end: datetime | None = None, note: str = ""
+    *,
+    vehicle: Vehicle,
+    driver: Driver,
+    start: datetime,
+    end: datetime | None = None,
+    note: str = "",
+    source: str = AssignmentSource.MANUAL,
 ) -> DriverAssignment:
     """Put `driver` on `vehicle` for [start, end); an open end means until further notice.
 
@@ -135,9 +143,100 @@ def vehicle_assign_driver(
     period = DateTimeTZRange(start, end, "[)")
     try:
         with transaction.atomic():
-            return DriverAssignment.objects.create(vehicle=vehicle, driver=driver, period=period, note=note)
+            return DriverAssignment.objects.create(
+                vehicle=vehicle, driver=driver, period=period, note=note, source=source
+            )
     except IntegrityError as exc:
         raise _overlap_error(vehicle=vehicle, driver=driver, period=period) from exc
+
+
+# --- The HR roster ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RosterRecord:
+    """One driver row of an HR roster (events: kind driver_record), as of `extracted_at`."""
+
+    hr_id: str
+    name: str
+    extracted_at: datetime
+    phone: str | None = None
+    licence_number: str | None = None
+    active: bool = True
+    vehicle_plate: str | None = None
+    assigned_from: datetime | None = None
+    assigned_until: datetime | None = None
+
+
+def roster_record_apply(record: RosterRecord) -> list[str]:
+    """Apply one roster row to the domain; returns what it did, in words (empty: nothing to change).
+
+    - The driver is found by HR id (created when new) and takes the row's name, phone, licence and active flag —
+      unless a roster extracted later already set it (`Driver.hr_synced_at`): an older roster arriving late, or a
+      replay going through the log in order, changes nothing the newer one set. Absence from a roster changes
+      nothing (rosters may be partial); HR deactivates a driver with `active: false`.
+    - With a vehicle plate, the driver is on that vehicle for [assigned_from (else extracted_at), assigned_until).
+      The roster owns the assignments it made (`source = hr`) and no others: an HR assignment of this driver or this
+      vehicle that overlaps and starts earlier is ended at the new start, one that starts at or after it is replaced;
+      a clerk's assignment in the way is left alone and the roster's is refused (AssignmentOverlapError). An unknown
+      plate is refused: vehicles are not created from HR data.
+    """
+    done: list[str] = []
+    driver = Driver.objects.filter(hr_id=record.hr_id).first()
+    if driver is not None and driver.hr_synced_at is not None and record.extracted_at < driver.hr_synced_at:
+        return done
+    fields = {"name": record.name, "phone": record.phone or "", "licence_number": record.licence_number or "",
+              "active": record.active}  # fmt: skip
+    with pghistory.context(reason=f"HR roster of {record.extracted_at:%Y-%m-%d %H:%M}"):
+        with transaction.atomic():
+            if driver is None:
+                driver = Driver.objects.create(hr_id=record.hr_id, hr_synced_at=record.extracted_at, **fields)
+                done.append(f"driver {record.hr_id} created")
+            else:
+                changed = [key for key, value in fields.items() if getattr(driver, key) != value]
+                for key in changed:
+                    setattr(driver, key, fields[key])
+                if changed:
+                    done.append(f"driver {record.hr_id}: {', '.join(changed)}")
+                driver.hr_synced_at = record.extracted_at
+                driver.save(update_fields=[*changed, "hr_synced_at"])
+        if record.vehicle_plate:  # its own transaction: a refused assignment keeps the driver's update
+            with transaction.atomic():
+                done += _roster_assignment(driver, record)
+    return done
+
+
+def _roster_assignment(driver: Driver, record: RosterRecord) -> list[str]:
+    try:
+        plate = normalize_plate(record.vehicle_plate or "")
+    except ValueError as exc:
+        raise DomainError(f"HR {record.hr_id}: {record.vehicle_plate!r} is not a number plate") from exc
+    vehicle = Vehicle.objects.filter(plate=plate).first()
+    if vehicle is None:
+        raise DomainError(f"HR {record.hr_id}: no vehicle {plate} (vehicles are not created from HR data)")
+    start = record.assigned_from or record.extracted_at
+    end = record.assigned_until
+    if end is not None and end <= start:
+        raise DomainError(f"HR {record.hr_id}: assigned_until is not after assigned_from")
+    period = DateTimeTZRange(start, end, "[)")
+    if DriverAssignment.objects.filter(driver=driver, vehicle=vehicle, period=period).exists():
+        return []
+    done = []
+    theirs = DriverAssignment.objects.filter(
+        Q(driver=driver) | Q(vehicle=vehicle), source=AssignmentSource.HR, period__overlap=period
+    ).select_related("driver", "vehicle")
+    for old in theirs:
+        if old.period.lower < start:
+            old.period = DateTimeTZRange(old.period.lower, start, "[)")
+            old.save(update_fields=["period"])
+            done.append(f"{old.driver} off {old.vehicle} from {start:%Y-%m-%d}")
+        else:
+            old.delete()
+            done.append(f"{old.driver} on {old.vehicle} replaced")
+    vehicle_assign_driver(vehicle=vehicle, driver=driver, start=start, end=end, note="HR roster",
+                          source=AssignmentSource.HR)  # fmt: skip
+    done.append(f"{driver} on {vehicle} from {start:%Y-%m-%d}")
+    return done
 
 
 # --- Bulk device import ----------------------------------------------------------------------------------

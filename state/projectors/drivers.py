@@ -1,11 +1,13 @@
 """The drivers projector: the log's facts about drivers, applied to the domain (drivers and their assignments).
 
 It owns no state table. The domain is the record of who drives what; this projector is how facts that arrive
-through the log reach it — a clerk's manual assignment (`driver_assignment`, appended by ops) — through the domain's
-own services (state may call down into domain), so every rule the domain enforces (no double-booking, in the
-database) holds, and pghistory records each change with the event it came from.
+through the log reach it — a clerk's manual assignment (`driver_assignment`, appended by ops) and the HR system's
+roster (`driver_record`, one per driver row of a `driver_roster` push) — through the domain's own services (state
+may call down into domain), so every rule the domain enforces (no double-booking, in the database) holds, and
+pghistory records each change with the roster or the clerk it came from.
 
-Applying is idempotent: an assignment that already exists as the event describes it is left alone. So a replay
+Applying is idempotent: an assignment that already exists as the event describes it is left alone, and a roster
+row older than the roster that last set its driver changes nothing (domain.services.roster_record_apply). So a replay
 re-applies the log in order (occurred_at, then id) and changes nothing that is already there, and re-creates what
 is missing. Events are applied, never retracted: a domain row outlives the event that made it (a clerk ends an
 assignment in the admin, as a record of work, not by deleting the log). A fact the domain refuses (an assignment
@@ -28,12 +30,12 @@ from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 
 from domain.models import Driver, DriverAssignment, Vehicle
 from domain.plates import normalize_plate
-from domain.services import DomainError, vehicle_assign_driver
+from domain.services import DomainError, RosterRecord, roster_record_apply, vehicle_assign_driver
 from events.parsers.fields import to_time
 
 log = structlog.get_logger(__name__)
 
-KINDS = ("driver_assignment",)
+KINDS = ("driver_assignment", "driver_record")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,32 @@ def facts_apply(facts: Sequence[DriverFact]) -> int:
     for fact in facts:
         if fact.kind == "driver_assignment":
             changed += _assignment_apply(fact)
+        elif fact.kind == "driver_record":
+            changed += _roster_apply(fact)
     return changed
+
+
+def _time(value: Any) -> datetime | None:
+    return to_time(value) if value else None
+
+
+def _roster_apply(fact: DriverFact) -> bool:
+    """One HR roster row (kind driver_record, dated at the roster's extraction): domain.services.roster_record_apply
+    keeps the newest roster's word per driver, so a late or replayed older row changes nothing."""
+    p = fact.payload
+    record = RosterRecord(
+        hr_id=str(p["hr_id"]), name=str(p["name"]), extracted_at=fact.occurred_at, phone=p.get("phone"),
+        licence_number=p.get("licence_number"), active=p.get("active") is not False,
+        vehicle_plate=p.get("vehicle_plate"), assigned_from=_time(p.get("assigned_from")),
+        assigned_until=_time(p.get("assigned_until")),
+    )  # fmt: skip
+    try:
+        done = roster_record_apply(record)
+    except DomainError as exc:
+        return _skip(fact, str(exc))
+    if done:
+        log.info("drivers.roster", parsed_id=fact.parsed_id, hr_id=record.hr_id, done=done)
+    return bool(done)
 
 
 def _skip(fact: DriverFact, why: str) -> bool:

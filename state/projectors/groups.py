@@ -3,7 +3,8 @@
 positions: position_fix, trip_report, parking_report → history (verdicts) → live positions → trips / parking.
 readings:  alarm, heartbeat, device_event, device_meta, obd, fuel, temperature, lbs, odometer_reading → reading
            tables → devices; alarm_ack → the acknowledged alarm's row.
-drivers:   driver_assignment → the domain's drivers and assignments (through domain services).
+drivers:   driver_assignment, driver_record (the HR roster) → the domain's drivers and assignments (through domain
+           services).
 
 Each step calls the module that owns the table; this module writes nothing itself.
 """

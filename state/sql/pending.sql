@@ -11,7 +11,7 @@
 -- and barrier as the parser's, so an event that commits out of id order is never skipped.
 
 -- Which projector folds a kind is state_projector_of(kind): defined by the state migration that last changed the map
--- (0006_ops_events; each migration that adds a kind or a projector replaces it), and tied to
+-- (0007_roster_to_drivers; each migration that adds a kind or a projector replaces it), and tied to
 -- state/projectors/groups.py by state/tests/test_projector_kinds.py.
 
 CREATE OR REPLACE FUNCTION state_pending_add(p_id bigint, p_at timestamptz, p_device bigint, p_kind text)
