@@ -10,10 +10,17 @@ from fleet.groups import groups_ensure
 
 def create_groups(apps, schema_editor):
     # Permissions are normally created after the whole migrate (post_migrate); the groups need them now.
+    # A migration's historical app configs have no models module, which create_permissions takes for "no models";
+    # lend them one for the call and put back what was there (called with the live registry, as a test does, the
+    # real module must come back: emit_post_migrate_signal skips an app without one, and a flush would then
+    # recreate no content type, permission or seeded row).
     for app_config in apps.get_app_configs():
+        original = getattr(app_config, "models_module", None)
         app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            app_config.models_module = original
     groups_ensure(apps=apps, strict=False)
 
 
