@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Schema
 from pydantic import Field
+
+from state.dashboards.schemas import FleetMoment
 
 
 class LatLngIn(Schema):
@@ -17,7 +18,7 @@ class LatLngIn(Schema):
 class RouteIn(Schema):
     origin: LatLngIn
     destination: LatLngIn
-    depart_at: datetime | None = Field(
+    depart_at: FleetMoment | None = Field(
         None, description="departure (ISO-8601; default now); picks the observed speeds of its weekday and hour"
     )
 

@@ -10,6 +10,7 @@ from ninja import Field, Schema
 from pydantic import StringConstraints
 
 from ops.models import ServiceLog, Ticket, TicketCategory, TicketComment, TicketPriority, TicketStatus
+from state.dashboards.schemas import FleetMoment
 
 # Free text from a client: bounded, and never a NUL (PostgreSQL text cannot hold one; it would be a 500).
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000, pattern=r"^[^\x00]*$")]
@@ -42,7 +43,7 @@ class TicketIn(Schema):
     driver_id: int | None = None
     alarm_id: int | None = Field(None, description="The alarm (its parsed event id, as the alarms list shows it)")
     assignee: Username | None = Field(None, description="Username of the person to work on it")
-    due_at: datetime | None = None
+    due_at: FleetMoment | None = None
 
 
 class TicketUpdateIn(Schema):
@@ -53,7 +54,7 @@ class TicketUpdateIn(Schema):
     description: Annotated[str, StringConstraints(max_length=10_000, pattern=r"^[^\x00]*$")] | None = None
     priority: TicketPriority | None = None
     assignee: Username | None = Field(None, description="Username; an empty string unassigns")
-    due_at: datetime | None = None
+    due_at: FleetMoment | None = None
     status: TicketStatus | None = None
     note: Note = ""
 
@@ -127,7 +128,7 @@ class TicketOut(Schema):
 
 class OdometerIn(Schema):
     odometer_km: Km
-    read_at: datetime | None = Field(None, description="When the odometer showed it (default: now)")
+    read_at: FleetMoment | None = Field(None, description="When the odometer showed it (default: now)")
     source: Literal["reading", "correction"] = "reading"
     note: Note = ""
 

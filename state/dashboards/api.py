@@ -13,7 +13,7 @@ from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field
 
-from state.dashboards.schemas import DispatchViewOut, HistoryViewOut, LiveViewOut, OverviewViewOut
+from state.dashboards.schemas import DispatchViewOut, HistoryViewOut, LiveViewOut, OverviewViewOut, fleet_moment
 from state.dashboards.selectors import (
     MAX_HISTORY_DAYS,
     ViewFilters,
@@ -65,14 +65,15 @@ def query_filters(raw: str | None) -> ViewFilters:
 
 
 # Fleet data lives between these years; anything outside is a typo, refused before date arithmetic overflows.
-EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
 
 
 def query_moment(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
-    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
-        raise HttpError(422, f"dates must fall between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    try:
+        fleet_moment(moment)
+    except ValueError as exc:
+        raise HttpError(422, str(exc)) from None
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
 
 

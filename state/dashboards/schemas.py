@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
+from pydantic import AfterValidator
 
 from slo.schemas import SloStatusOut
+
+# Fleet data lives between these years; a time outside them, or with a UTC offset PostgreSQL cannot store (more
+# than 15:59), is a client's error (422), never a 500 from the database.
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
+MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
+
+
+def fleet_moment(moment: datetime) -> datetime:
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+        raise ValueError("a UTC offset must be within ±15:59")
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise ValueError(f"dates must fall between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return moment
+
+
+# A time a client sends: use it for every datetime field of an input schema.
+FleetMoment = Annotated[datetime, AfterValidator(fleet_moment)]
 
 
 class PointOut(Schema):
