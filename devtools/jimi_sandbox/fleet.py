@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 CENTRE = (43.7384, 7.4246)  # Monaco: the road graph `make run` loads by default
@@ -132,6 +132,12 @@ class SandboxFleet:
                 found.append(self.fix_at(d, t))
                 t += FIX_EVERY_S
         return found
+
+    def drive_now(self, index: int, *, now: float) -> None:
+        """Test control: put device `index` half way through a drive at `now`. The schedule is a pure function of
+        the seed and the clock, so whether any device is driving at a given moment depends on the time of day;
+        a test about fresh fixes must not."""
+        self.devices[index] = replace(self.devices[index], phase=int(now) - DRIVE_S // 2)
 
     def latest_fix(self, d: Device, now: float) -> Fix:
         in_cycle = (now - d.phase) % CYCLE_S

@@ -276,6 +276,7 @@ def test_it_splits_a_long_gap_into_calls_of_at_most_the_tracks_span(jimi_sandbox
 def test_it_says_when_pushes_are_silent_and_the_location_poll_covers_for_them(jimi_sandbox, jimi_account, client):
     source = _push_source(jimi_account)
     now = timezone.now()
+    jimi_sandbox.fleet.drive_now(0, now=now.timestamp())  # a device reporting fresh fixes, at any time of day
     jimi_poll("locations")
     (health,) = push_health(now=timezone.now(), since=now - timedelta(hours=1))
     assert health.state == "silent"

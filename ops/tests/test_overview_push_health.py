@@ -4,6 +4,7 @@ covers the gap (events/jimi/selectors.py push_health; the poll runs against the 
 from __future__ import annotations
 
 import re
+import time
 
 from django.contrib.auth import get_user_model
 
@@ -19,6 +20,7 @@ def _row(page: str, account: str) -> list[str]:
 
 def test_it_says_the_location_poll_covers_an_accounts_silent_pushes(client, jimi_sandbox, jimi_account):
     PushSource.objects.create(name="sandbox-hub", kind=SourceKind.JIMI_IOTHUB, account=jimi_account, secret="hub")
+    jimi_sandbox.fleet.drive_now(0, now=time.time())  # a device reporting fresh fixes, at any time of day
     jimi_poll("locations")  # the devices report; no push arrived in the last hour
     client.force_login(get_user_model().objects.create_superuser("ops", password="pw-ops-123456"))
 
