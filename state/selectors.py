@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import CharField, Model, TextField
 from django.utils import timezone
 
 from domain.models import Lifecycle
@@ -165,34 +166,67 @@ def vehicle_states(
 
 # --- the state digest ------------------------------------------------------------------------------------------
 
-# table model → (natural key, columns left out: surrogate ids and processing times)
-DIGESTED = (
-    (m.PositionHistory, ("parsed_id", "occurred_at"), ("id",)),
-    (m.LivePosition, ("device_id",), ("updated_at",)),
+# What a state row is about, by natural identity rather than by surrogate id: the same events fed to two databases in
+# any order give the same rows here, though their devices, vehicles and parsed events got other ids there.
+#   column → (join, expression that replaces it)
+NATURAL_IDENTITIES: dict[str, tuple[str, str]] = {
+    "device_id": ("LEFT JOIN domain_devices nd ON nd.id = t.device_id", "nd.imei"),
+    "vehicle_id": ("LEFT JOIN domain_vehicles nv ON nv.id = t.vehicle_id", "nv.plate"),
+    "parsed_id": ("LEFT JOIN events_parsed np ON np.id = t.parsed_id", "np.dedup_key"),
+}
+
+# table model → (natural key, columns left out: surrogate ids and arrival or processing clocks)
+DIGESTED: tuple[tuple[type[Model], tuple[str, ...], tuple[str, ...]], ...] = (
+    (m.PositionHistory, ("parsed_id",), ("received_at",)),
+    (m.LivePosition, ("device_id",), ("received_at", "updated_at")),
     (m.Trip, ("device_id", "source", "started_at"), ("id", "recorded_at")),
     (m.ParkingEvent, ("device_id", "source", "started_at", "mode"), ("id",)),
-    (m.Alarm, ("parsed_id",), ()),
-    (m.Heartbeat, ("parsed_id",), ()),
-    (m.DeviceEvent, ("parsed_id",), ()),
-    (m.ObdReading, ("parsed_id",), ()),
-    (m.FuelReading, ("parsed_id",), ()),
-    (m.TemperatureReading, ("parsed_id",), ()),
-    (m.LbsReading, ("parsed_id",), ()),
-    (m.OdometerReading, ("parsed_id",), ()),
+    (m.Alarm, ("parsed_id",), ("received_at",)),
+    (m.Heartbeat, ("parsed_id",), ("received_at",)),
+    (m.DeviceEvent, ("parsed_id",), ("received_at",)),
+    (m.ObdReading, ("parsed_id",), ("received_at",)),
+    (m.FuelReading, ("parsed_id",), ("received_at",)),
+    (m.TemperatureReading, ("parsed_id",), ("received_at",)),
+    (m.LbsReading, ("parsed_id",), ("received_at",)),
+    (m.OdometerReading, ("parsed_id",), ("received_at",)),
     (m.DeviceSummary, ("device_id",), ()),
 )
+
+
+def _digest_sql(model: type[Model], key: tuple[str, ...], excluded: tuple[str, ...]) -> str:
+    """One table's rows as text, natural identities in place of ids, in natural-key order. Text sorts bytewise
+    (COLLATE "C"), so clusters with other locales order the rows alike; the whole row breaks any tie."""
+    joins: list[str] = []
+    values: dict[str, str] = {}
+    texts: set[str] = set()
+    for field in model._meta.concrete_fields:
+        column = field.column
+        if column in excluded:
+            continue
+        if column in NATURAL_IDENTITIES:
+            join, values[column] = NATURAL_IDENTITIES[column]
+            joins.append(join)
+            texts.add(column)
+        else:
+            values[column] = f"t.{column}"
+            if isinstance(field, CharField | TextField):
+                texts.add(column)
+    keys = [f"{values[column]} AS k{i}" for i, column in enumerate(key)]
+    order = [f'k{i} COLLATE "C"' if column in texts else f"k{i}" for i, column in enumerate(key)]
+    return (
+        f"SELECT row_text FROM (SELECT ROW({', '.join(values.values())})::text AS row_text, {', '.join(keys)}"
+        f"  FROM {model._meta.db_table} t {' '.join(joins)}) AS s"
+        f' ORDER BY {", ".join(order)}, row_text COLLATE "C"'
+    )
 
 
 def state_digests() -> dict[str, tuple[int, str]]:
     """table → (rows, sha256 over the rows' text in natural-key order)."""
     out: dict[str, tuple[int, str]] = {}
     for model, key, excluded in DIGESTED:
-        columns = [f.column for f in model._meta.concrete_fields if f.column not in excluded]
         digest, rows = hashlib.sha256(), 0
         with connection.chunked_cursor() as cursor:
-            cursor.execute(
-                f"SELECT ROW({', '.join(columns)})::text FROM {model._meta.db_table} ORDER BY {', '.join(key)}"
-            )
+            cursor.execute(_digest_sql(model, key, excluded))
             for (text,) in cursor:
                 digest.update(text.encode())
                 digest.update(b"\n")

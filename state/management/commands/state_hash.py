@@ -10,7 +10,10 @@ from state.selectors import state_digest_total, state_digests
 
 
 class Command(BaseCommand):
-    help = "sha256 per state table (rows by natural key, without surrogate ids or processing times) and a total."
+    help = (
+        "sha256 per state table and a total: rows by natural identity (IMEI, plate, dedup key), without surrogate"
+        " ids, arrival or processing times; equal in any copy fed the same events."
+    )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         digests = state_digests()
