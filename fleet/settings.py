@@ -385,6 +385,12 @@ ROAD_TILE_MAX_AGE_S = env.int("ROAD_TILE_MAX_AGE_S", default=3600)
 MAPMATCH_WINDOW_S = env.int("MAPMATCH_WINDOW_S", default=600)
 MAPMATCH_WINDOW_MARGIN_S = env.int("MAPMATCH_WINDOW_MARGIN_S", default=120)
 MAPMATCH_MAX_CANDIDATES = env.int("MAPMATCH_MAX_CANDIDATES", default=8)
+# A fix waits on the work-list until every window it belongs to has closed (its widened range is over, plus this
+# grace for fixes still on their way), so a window is matched once when it closes instead of once per push while it
+# fills: speed bands trail the fleet by up to one window and two margins. A late fix (a re-transmitted burst, a
+# reparse) whose windows closed long ago is matched at the next sweep. False: every fix is matched as it comes.
+MAPMATCH_SETTLE = env.bool("MAPMATCH_SETTLE", default=True)
+MAPMATCH_SETTLE_GRACE_S = env.int("MAPMATCH_SETTLE_GRACE_S", default=30)
 
 # --- Geocoding (geo/geocoding.py: addresses of trip ends, parkings and live positions, in the cron role) -----------
 # Nominatim's base URL; empty (the default): never asked. The public server (https://nominatim.openstreetmap.org)

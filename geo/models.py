@@ -102,6 +102,10 @@ class MatchPending(models.Model):
         verbose_name = "map-matching work-list row"
         indexes = [
             models.Index(fields=["attempts", "id"], name="geo_match_pending_claim"),
+            # Fresh rows in device-time order: the claim of settled fixes (worklist.match_claim).
+            models.Index(
+                fields=["occurred_at", "id"], name="geo_match_pending_settled", condition=models.Q(attempts=0)
+            ),
             models.Index(
                 fields=["failed_at"], name="geo_match_pending_parked", condition=models.Q(failed_at__isnull=False)
             ),

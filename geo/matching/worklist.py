@@ -44,18 +44,31 @@ class Changed:
 Fold = Callable[[Sequence[Changed]], None]
 
 
+# The device time before which every window a fix belongs to has closed. A fix at t belongs to windows
+# floor((t - m) / W) … floor((t + m) / W); the last of them closes (its widened range ends) at
+# (floor((t + m) / W) + 1)·W + m, and is settled `grace` seconds later. That moment has passed exactly when
+# t + m < floor((now - m - grace) / W)·W, which is one bound on occurred_at for every row: an index range.
+_SETTLED_BEFORE = (
+    "to_timestamp(floor((extract(epoch FROM now()) - %(m)s - %(grace)s) / %(w)s) * %(w)s - %(m)s)"
+)
+
+
 def match_claim(*, limit: int) -> list[Changed]:
-    """Take due rows off the work-list for this transaction: fresh rows in a batch, else one retried row."""
+    """Take due rows off the work-list for this transaction: fresh rows of settled windows (MAPMATCH_SETTLE) in
+    device-time order, a window's fixes together, in a batch; else one retried row."""
+    settled = f"occurred_at < {_SETTLED_BEFORE}" if settings.MAPMATCH_SETTLE else "true"
+    params = {"m": settings.MAPMATCH_WINDOW_MARGIN_S, "w": settings.MAPMATCH_WINDOW_S,
+              "grace": settings.MAPMATCH_SETTLE_GRACE_S}  # fmt: skip
     with connection.cursor() as cursor:
-        for attempts_filter, n in (
-            ("attempts = 0", limit),
-            ("attempts > 0 AND not_before <= now() AND failed_at IS NULL", 1),
+        for attempts_filter, order, n in (
+            (f"attempts = 0 AND {settled}", "occurred_at, id", limit),
+            ("attempts > 0 AND not_before <= now() AND failed_at IS NULL", "id", 1),
         ):
             cursor.execute(
                 "DELETE FROM geo_match_pending WHERE id = ANY(ARRAY("
-                f" SELECT id FROM geo_match_pending WHERE {attempts_filter} ORDER BY id FOR UPDATE SKIP LOCKED"
-                " LIMIT %s)) RETURNING parsed_id, occurred_at, device_id, attempts",
-                [n],
+                f" SELECT id FROM geo_match_pending WHERE {attempts_filter} ORDER BY {order} FOR UPDATE SKIP LOCKED"
+                " LIMIT %(n)s)) RETURNING parsed_id, occurred_at, device_id, attempts",
+                {**params, "n": n},
             )
             rows = cursor.fetchall()
             if rows:

@@ -363,3 +363,35 @@ def test_a_reload_moves_observations_and_bands_to_the_new_segment_ids(tmp_path, 
     assert (kept.segment_id, kept.osm_id) == (moved.id, 100)
     (band,) = SegmentSpeedBand.objects.all()
     assert (band.segment_id, band.samples, band.mean_kmh) == (moved.id, 1, 20.0)
+
+
+def test_a_window_is_matched_once_it_has_closed_not_while_it_fills(monaco, make_device, account):
+    """A fix waits until the last window it belongs to has closed (and the grace after it); a late fix whose windows
+    closed long ago is matched at once; with MAPMATCH_SETTLE off every fix is matched as it comes."""
+    from django.conf import settings
+
+    width, margin, grace = (
+        settings.MAPMATCH_WINDOW_S,
+        settings.MAPMATCH_WINDOW_MARGIN_S,
+        settings.MAPMATCH_SETTLE_GRACE_S,
+    )
+    points, _ = route_points(FONTVIEILLE, LARVOTTO)
+    fresh, late = make_device(), make_device()
+    now = datetime.now(UTC)
+    # The newest fix of the fresh drive: inside the window that is filling now.
+    newest = now - timedelta(seconds=1)
+    fresh_drive = [e for e in drive(fresh.id, points, start=newest - timedelta(seconds=60)) if e.at <= newest]
+    insert(fresh_drive, account_id=account.id)
+    insert(drive(late.id, points, start=now - timedelta(hours=3)), account_id=account.id)
+    match_all()
+    # Every fix of the fresh drive is within m + W + m + grace of now, so at least its last one is still waiting.
+    waiting = MatchPending.objects.filter(device_id=fresh.id)
+    assert waiting.exists()
+    last_window_closes = (math.floor((newest.timestamp() + margin) / width) + 1) * width + margin + grace
+    assert last_window_closes > now.timestamp()
+    assert not MatchPending.objects.filter(device_id=late.id).exists()
+    assert observed_ways(late.id)
+    with override_settings(MAPMATCH_SETTLE=False):
+        match_all()
+    assert not MatchPending.objects.exists()
+    assert observed_ways(fresh.id)

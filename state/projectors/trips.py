@@ -30,12 +30,12 @@ Jimi's trip / parking reports are rows with source='jimi', the latest version pe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+import orjson
 import psycopg
 from django.db import connection
 
@@ -298,56 +298,92 @@ def _rows(cursor_rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[Fi
 def _write(device_trips: list[dict[str, Any]], device_stops: list[dict[str, Any]]) -> None:
     with bound_cursor() as cursor:
         if device_trips:
-            cursor.execute(_TRIPS_INSERT, [json.dumps(device_trips)], prepare=True)
+            cursor.execute(_TRIPS_INSERT, [orjson.dumps(device_trips).decode()], prepare=True)
         if device_stops:
-            cursor.execute(_STOPS_INSERT, [json.dumps(device_stops)], prepare=True)
+            cursor.execute(_STOPS_INSERT, [orjson.dumps(device_stops).decode()], prepare=True)
 
 
-def _resume_point(cursor: psycopg.Cursor[Any], device_id: int, lo: datetime, p: Params) -> tuple[datetime | None, bool]:
-    """Where a re-fold may start: the end of the last closed trip far enough before `lo`, and whether the
-    machine is still driving there (the trip was split) rather than stopped."""
+# Per device of a batch (w: device, bound): the last closed derived trip that ended before `bound`.
+_RESUME_POINTS = """
+SELECT w.device_id, t.ended_at, t.end_reason = 'split'
+  FROM unnest(%(devices)s::bigint[], %(bounds)s::timestamptz[]) AS w(device_id, bound)
+  LEFT JOIN LATERAL (
+      SELECT s.ended_at, s.end_reason FROM state_trips s
+       WHERE s.device_id = w.device_id AND s.source = 'derived' AND s.closed AND s.ended_at < w.bound
+       ORDER BY s.ended_at DESC LIMIT 1) t ON true
+"""
+
+# The devices of a batch and where each one's re-fold starts.
+_SINCE = "unnest(%(devices)s::bigint[], %(since)s::timestamptz[]) AS w(device_id, since)"
+
+_REFOLD_FIXES = f"""
+SELECT h.device_id, h.occurred_at, date_part('epoch', h.occurred_at), h.speed_kmh, h.ignition, h.lat, h.lng,
+       coalesce(ST_Distance(h.point, lag(h.point) OVER k), 0)
+  FROM state_position_history h JOIN {_SINCE} ON h.device_id = w.device_id
+ WHERE h.verdict = 'ok' AND h.occurred_at >= w.since AND h.occurred_at >= %(earliest)s
+WINDOW k AS (PARTITION BY h.device_id ORDER BY h.occurred_at, h.parsed_id)
+ ORDER BY h.device_id, h.occurred_at, h.parsed_id
+"""
+
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _resume_points(
+    cursor: psycopg.Cursor[Any], los: dict[int, datetime], p: Params
+) -> dict[int, tuple[datetime | None, bool]]:
+    """Per device, where a re-fold may start: the end of the last closed trip far enough before its `lo`, and
+    whether the machine is still driving there (the trip was split) rather than stopped."""
+    devices = sorted(los)
     cursor.execute(
-        "SELECT ended_at, end_reason = 'split' FROM state_trips WHERE device_id = %s AND source = 'derived'"
-        " AND closed AND ended_at < %s ORDER BY ended_at DESC LIMIT 1",
-        [device_id, lo - p.resume_margin],
-        prepare=True,
+        _RESUME_POINTS, {"devices": devices, "bounds": [los[d] - p.resume_margin for d in devices]}, prepare=True
     )
-    row = cursor.fetchone()
-    return (row[0], row[1]) if row else (None, False)
+    return {r[0]: (r[1], bool(r[2])) for r in cursor.fetchall()}
 
 
 def trips_refold(*, los: dict[int, datetime]) -> None:
-    """Re-fold each device from a safe point before `lo` to its last fix; replace the derived rows from there."""
+    """Re-fold each device from a safe point before `lo` to its last fix; replace the derived rows from there.
+
+    Set-based over the batch's devices: a fixed number of statements whatever their number (where each device
+    resumes, the recorded times, the two deletes, the fixes, the two inserts); only the fold itself runs per device.
+    """
     if not los:
         return
     p = Params.current()
-    for device_id in sorted(los):
-        with bound_cursor() as cursor:
-            resume, driving = _resume_point(cursor, device_id, los[device_id], p)
-            since = resume or datetime(1, 1, 1, tzinfo=UTC)
-            # A re-fold rewrites rows; a trip that comes out the same keeps the time it was first recorded.
+    devices = sorted(los)
+    with bound_cursor() as cursor:
+        resume = _resume_points(cursor, los, p)
+        since = [resume[d][0] or _EPOCH for d in devices]
+        params = {"devices": devices, "since": since, "earliest": min(since)}
+        # A re-fold rewrites rows; a trip that comes out the same keeps the time it was first recorded.
+        cursor.execute(
+            f"SELECT s.device_id, s.started_at, s.ended_at, s.closed, s.recorded_at FROM state_trips s JOIN {_SINCE}"
+            "   ON s.device_id = w.device_id"
+            " WHERE s.source = 'derived' AND s.started_at >= w.since AND s.recorded_at IS NOT NULL",
+            params,
+            prepare=True,
+        )
+        recorded = {(r[0], r[1].isoformat(), r[2].isoformat(), r[3]): r[4].isoformat() for r in cursor.fetchall()}
+        for table in ("state_trips", "state_parking_events"):
             cursor.execute(
-                "SELECT started_at, ended_at, closed, recorded_at FROM state_trips"
-                " WHERE device_id = %s AND source = 'derived' AND started_at >= %s",
-                [device_id, since],
+                f"DELETE FROM {table} s USING {_SINCE}"
+                " WHERE s.device_id = w.device_id AND s.source = 'derived' AND s.started_at >= w.since",
+                params,
                 prepare=True,
             )
-            recorded = {(r[0].isoformat(), r[1].isoformat(), r[2]): r[3].isoformat() for r in cursor.fetchall() if r[3]}
-            for table in ("state_trips", "state_parking_events"):
-                cursor.execute(
-                    f"DELETE FROM {table} WHERE device_id = %s AND source = 'derived' AND started_at >= %s",
-                    [device_id, since],
-                    prepare=True,
-                )
-            cursor.execute(
-                _OK_FIXES.format(where="h.device_id = %s AND h.occurred_at >= %s"), [device_id, since], prepare=True
-            )
-            fixes = [Fix(*r[1:]) for r in cursor.fetchall()]
-        trips, stops = fold(fixes, p, resume=resume is not None, in_trip=driving)
+        cursor.execute(_REFOLD_FIXES, params, prepare=True)
+        rows = cursor.fetchall()
+    all_trips: list[dict[str, Any]] = []
+    all_stops: list[dict[str, Any]] = []
+    for device_id, fixes in _rows(rows):
+        started, driving = resume[device_id]
+        trips, stops = fold(fixes, p, resume=started is not None, in_trip=driving)
         for t in trips:
-            t["recorded_at"] = recorded.get((t["started_at"], t["ended_at"], t["closed"]))
-        _write([{**t, "device_id": device_id} for t in trips], [{**s, "device_id": device_id} for s in stops])
-    reports_match(device_ids=list(los))
+            t["device_id"] = device_id
+            t["recorded_at"] = recorded.get((device_id, t["started_at"], t["ended_at"], t["closed"]))
+        all_trips += trips
+        all_stops += [{**s, "device_id": device_id} for s in stops]
+    _write(all_trips, all_stops)
+    reports_match(device_ids=devices)
 
 
 def trips_rebuild(*, device_ids: Sequence[int] | None = None, progress: Callable[[int], object] | None = None) -> int:
