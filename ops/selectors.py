@@ -154,3 +154,17 @@ def maintenance_plan(*, now: datetime | None = None, vehicle_id: int | None = No
         rows,
         key=lambda r: (rank[r.status], r.km_left if r.km_left is not None else big, r.days_left or big, r.plate),
     )
+
+
+def ticket_alarm_keys() -> list[tuple[int, str, datetime]]:
+    """The parsed events tickets name as their alarm, now or in their history: (id, dedup key, device time). A backup
+    keeps these, so that a restore which parses the log again — giving the same events other ids — can point each
+    ticket at its alarm's new id (ops.services.ticket_alarms_renumber)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.id, p.dedup_key, p.occurred_at FROM events_parsed p"
+            " WHERE p.id IN (SELECT alarm_parsed_id FROM ops_tickets WHERE alarm_parsed_id IS NOT NULL"
+            "                UNION SELECT alarm_parsed_id FROM ops_ticketevent WHERE alarm_parsed_id IS NOT NULL)"
+            " ORDER BY p.id"
+        )
+        return [(r[0], r[1], r[2]) for r in cursor.fetchall()]

@@ -13,7 +13,7 @@ Each returns the raw row's id; the projection follows within the worker's wake-u
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pghistory
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import Q
 from django.utils import timezone
@@ -318,3 +318,38 @@ def service_log_record(
                 source="service", note=f"service #{entry.pk}",
             )  # fmt: skip
     return entry
+
+
+# --- Restore -----------------------------------------------------------------------------------------------------
+
+
+def ticket_alarms_renumber(*, keys: Sequence[tuple[int, str, datetime]]) -> tuple[int, int]:
+    """Point tickets, and their history, at the new ids of the alarm events they name, after the log was parsed
+    again into an empty events_parsed (a restore from the events-only backup: fleet/backup.py). `keys` are the
+    (old id, dedup key, device time) of those events, from ops.selectors.ticket_alarm_keys at backup time. A ticket
+    whose alarm event the parsers no longer give (or that named none that existed) loses the link.
+
+    The tickets did not change, only their alarm's numbering did: the database's triggers are bypassed for this one
+    statement per table (no history event, FSM or SLA clock), which takes a superuser, as the restore does anyway.
+    Returns (relinked, unlinked) tickets."""
+    counts = {True: 0, False: 0}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("CREATE TEMP TABLE ops_alarm_renumber (old_id bigint PRIMARY KEY, new_id bigint) ON COMMIT DROP")
+        cursor.execute(
+            "INSERT INTO ops_alarm_renumber (old_id, new_id)"
+            " SELECT u.old_id, p.id FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS u(old_id, key, at)"
+            "   LEFT JOIN events_parsed p ON p.dedup_key = u.key AND p.occurred_at = u.at",
+            [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]],
+        )
+        for table in ("ops_tickets", "ops_ticketevent"):
+            # One statement: each row is matched on its old id, so an old id equal to another's new id is no trap.
+            cursor.execute(
+                f"UPDATE {table} t SET alarm_parsed_id = (SELECT r.new_id FROM ops_alarm_renumber r"
+                "                                          WHERE r.old_id = t.alarm_parsed_id)"
+                " WHERE t.alarm_parsed_id IS NOT NULL RETURNING t.alarm_parsed_id IS NOT NULL"
+            )
+            if table == "ops_tickets":
+                for (linked,) in cursor.fetchall():
+                    counts[linked] += 1
+    return counts[True], counts[False]

@@ -106,7 +106,7 @@ def fleet_pushes(*, trackers: Sequence[tuple[str, str | None]] = TRACKERS, chang
         pushes.append(
             Push("hub", "pushalarm", [{
                 "type": "DEVICE", "msgClass": 0, "imei": imei, "gateTime": jimi_time(alarm_at),
-                "msg": {"alertType": "1" if n == 0 else "2", "alarmTime": jimi_time(alarm_at),
+                "msg": {"alertType": str(n + 1), "alarmTime": jimi_time(alarm_at),
                         "lat": origin[0], "lng": origin[1], "gpsSpeed": 36},
             }], alarm_at)
         )  # fmt: skip
