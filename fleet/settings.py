@@ -283,9 +283,14 @@ JOB_TIME_BUDGET_S = env.float("JOB_TIME_BUDGET_S", default=10.0)
 
 # --- procrastinate -----------------------------------------------------------------------------------
 PROCRASTINATE_ON_APP_READY = "fleet.jobs.on_app_ready"
-# Queues: the worker role drains `parse` and `project`; the cron role runs the periodic tasks.
+# Queues: the worker role drains `parse` and `project` — what a dispatcher waits for; the cron role runs the periodic
+# tasks and the background derivations that may trail the fleet by minutes (`geo`: map matching), at a lower CPU
+# priority (CRON_NICE, added to the process's niceness) so that on a busy machine they give way to ingest, parsing
+# and projection rather than delay them.
 WORKER_QUEUES = ["parse", "project", "worker"]
-CRON_QUEUES = ["cron"]
+CRON_QUEUES = ["cron", "geo"]
+CRON_CONCURRENCY = env.int("CRON_CONCURRENCY", default=2)
+CRON_NICE = env.int("CRON_NICE", default=10)
 
 # --- Demo superuser (embedded default only) ------------------------------------------------------------
 DEMO_SUPERUSER = env.str("DEMO_SUPERUSER", default="admin")

@@ -1,8 +1,11 @@
 """Jobs of the geo layer. Thin: each calls a service.
 
-`geo.match_positions` is deferred by the database itself (geo's trigger on events_parsed, at commit) and drains the
-map-matching work-list; the sweep is its safety net and the retry clock of fixes whose batch failed. `geo.geocode`
-runs in the cron role every GEOCODE_EVERY_S seconds: the providers' answers take seconds, never the projectors' time.
+Map matching runs on the `geo` queue, which the cron role drains (niced: it gives way to parsing and projection).
+Fixes wait on its work-list until their windows have closed (MAPMATCH_SETTLE), so no commit wakes it: the sweep,
+every PROJECT_SWEEP_EVERY_S, drains what has settled, and is also the retry clock of fixes whose batch failed.
+`geo.match_positions` is the same drain as a job, queued by a drain that ran out of time for its successor.
+`geo.geocode` runs in the cron role every GEOCODE_EVERY_S seconds: the providers' answers take seconds, never the
+projectors' time.
 
 The road graph is reloaded from settings.OSM_EXTRACT_PATH on the 1st of every month (02:41 UTC, 05:41 EAT) in the
 cron role; with the setting empty no periodic load is registered.
@@ -47,13 +50,13 @@ def osm_load(timestamp: int) -> None:
     )  # fmt: skip
 
 
-@app.task(name=WAKE_TASK, queue="project", queueing_lock=WAKE_TASK, pass_context=False)
+@app.task(name=WAKE_TASK, queue="geo", queueing_lock=WAKE_TASK, pass_context=False)
 def match_positions() -> None:
     match_drain(match_fold, batch_size=settings.PROJECT_BATCH_SIZE, woken=True)
 
 
 @sweep_every(settings.PROJECT_SWEEP_EVERY_S, periodic_id="geo-match-sweep")
-@app.task(name="geo.sweep_match", queue="project", queueing_lock="geo.sweep_match", pass_context=False)
+@app.task(name="geo.sweep_match", queue="geo", queueing_lock="geo.sweep_match", pass_context=False)
 def sweep_match(timestamp: int) -> None:
     match_drain(match_fold, batch_size=settings.PROJECT_BATCH_SIZE, woken=False)
 

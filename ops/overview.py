@@ -32,6 +32,7 @@ def _queues() -> list[dict[str, Any]]:
             ("project", "state_projection_pending", "occurred_at", "failed_at IS NULL"),
             ("project: parked events (admin: projection work-list)", "state_projection_pending", "occurred_at",
              "failed_at IS NOT NULL"),
+            ("geo: map matching (windows settle first)", "geo_match_pending", "occurred_at", "failed_at IS NULL"),
         ):  # fmt: skip
             if table not in connection.introspection.table_names(cursor):
                 continue

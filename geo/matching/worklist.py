@@ -152,7 +152,7 @@ def match_drain(fold: Fold, *, batch_size: int, woken: bool, budget_s: float | N
         n, empty = _drain_once(fold, batch_size, deadline, wait=woken)
         done += n
         if not empty:
-            wake_requeue(queue="project", task=WAKE_TASK)
+            wake_requeue(queue="geo", task=WAKE_TASK)
             return done
         if not woken:
             return done
@@ -160,7 +160,7 @@ def match_drain(fold: Fold, *, batch_size: int, woken: bool, budget_s: float | N
         more, empty = _drain_once(fold, batch_size, deadline)
         done += more
         if not empty:
-            wake_requeue(queue="project", task=WAKE_TASK)
+            wake_requeue(queue="geo", task=WAKE_TASK)
             return done
         if not more:
             return done

@@ -7,13 +7,12 @@
 -- Deferred (fires at COMMIT) and row-level, on INSERT, UPDATE and DELETE of position fixes: a reparse may rewrite a
 -- fix or delete it, and the matched windows must follow. Each changed fix appends (parsed_id, occurred_at,
 -- device_id) to geo_match_pending; an UPDATE that moves a fix to another device, time or kind appends both images.
--- Then, once per transaction, fleet_wake_once() (events/sql/wake.sql) makes sure one geo.match_positions job waits.
+-- No job is woken: a fix waits until its windows have closed, and geo's sweep (the cron role) drains what settled.
 
 CREATE OR REPLACE FUNCTION geo_match_pending_add(p_id bigint, p_at timestamptz, p_device bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO geo_match_pending (parsed_id, occurred_at, device_id, attempts) VALUES (p_id, p_at, p_device, 0);
-    PERFORM fleet_wake_once('project', 'geo.match_positions');
 END;
 $$;
 

@@ -3,8 +3,8 @@
 DIR holds `network.osm` (the road network), `track.csv` (`t_seconds,lat,lon`) and `truth.txt` (the true OSM way
 ids, one per line, in driving order) — the layout of devtools/data/mapmatch/. On a scratch database: load the
 network with `manage.py load_osm`, replay the track as IoT Hub /pushgps fixes of one device through a real gateway
-and worker (the parser, then geo's trigger and the map-matching projector), wait until every fix is matched, and
-compare the OSM ways of the device's segment observations with the truth:
+and worker (the parser, then geo's trigger) and cron role (the map-matching projector), wait until every fix is
+matched, and compare the OSM ways of the device's segment observations with the truth:
 
     recall    = |truth ∩ matched| / |truth|      (of the ways driven, the share the matcher found)
     precision = |truth ∩ matched| / |matched|    (of the ways matched, the share that were driven)
@@ -117,6 +117,7 @@ class Command(BaseCommand):
         with (
             bench.role("gateway", "--no-wait", "--bind", f"127.0.0.1:{port}", url=url, RATE_LIMIT_PUSH_PER_MIN="0"),
             bench.role("worker", "--no-migrate", url=url),
+            bench.role("cron", "--no-wait", url=url),  # map matching runs in the cron role
         ):
             bench.wait_http(base + "/health/gateway")
             bench.wait_listening(info)

@@ -1,7 +1,9 @@
-"""The cron role: a procrastinate worker that runs the periodic tasks (polls, SLO minute, partition upkeep)."""
+"""The cron role: a procrastinate worker that runs the periodic tasks (polls, SLO minute, partition upkeep) and the
+background derivations (map matching), niced by CRON_NICE."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -20,4 +22,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         if not opts["no_wait"]:
             call_command("wait_for_migrations")
-        run_procrastinate_worker(name="cron", queues=list(settings.CRON_QUEUES), concurrency=1)
+        if settings.CRON_NICE > 0:
+            os.nice(settings.CRON_NICE)
+        run_procrastinate_worker(
+            name="cron", queues=list(settings.CRON_QUEUES), concurrency=max(1, settings.CRON_CONCURRENCY)
+        )
