@@ -663,7 +663,13 @@ def _restore_slice(path: Path, manifest: dict[str, Any], *, say: Say, verbosity:
     t = time.monotonic()
     call_command("replay", verbosity=verbosity, stdout=_Prefixed(say), stderr=_progress_bars(verbosity))
     matched = match_drain(match_fold, batch_size=1000, woken=False, budget_s=float("inf"))
-    say(f"restore: replayed in {time.monotonic() - t:.1f} s; map matching: {matched} fixes")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM geo_match_pending WHERE failed_at IS NULL")
+        waiting = cursor.fetchone()[0]
+    say(
+        f"restore: replayed in {time.monotonic() - t:.1f} s; map matching: {matched} fixes"
+        + (f" ({waiting} of windows still open wait for the worker)" if waiting else "")
+    )
 
 
 def _progress_bars(verbosity: int) -> Any:

@@ -45,7 +45,7 @@ PROCFILE = ROOT / "Procfile"
 WORKFLOW = ROOT / ".github" / "workflows" / "image.yml"
 GRAFANA = DOCKER / "grafana"
 
-STACK = {"db", "pgbouncer", "gateway", "worker", "cron", "grafana"}
+STACK = {"db", "pgbouncer", "gateway", "worker", "cron", "backup", "grafana"}
 ROLES = ("gateway", "worker", "cron")
 # Compose's own variables (https://docs.docker.com/compose/environment-variables/envvars/) that .env may set.
 COMPOSE_CLI_KEYS = {"COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES"}
@@ -357,6 +357,57 @@ def test_it_names_every_setting_in_the_role_environments_of_compose_yml() -> Non
 def test_it_lists_no_key_nothing_reads_in_env_example() -> None:
     unused = env_example_keys() - settings_keys() - compose_variables(COMPOSE, COMPOSE_DEV) - COMPOSE_CLI_KEYS
     assert not unused, f"nothing reads {sorted(unused)}"
+
+
+# --- compose: the nightly backup ------------------------------------------------------------------------------------
+
+
+def backup_options(service: dict[str, Any]) -> Any:
+    """The backup service's command as `manage.py backup` itself parses it."""
+    words = command_words(service)
+    parser = load_command_class(get_commands()["backup"], "backup").create_parser("manage.py", "backup")
+    return parser.parse_args(words[1:])
+
+
+def test_it_backs_up_nightly_with_the_roles_image_and_a_management_command(services: dict[str, Any]) -> None:
+    backup = services["backup"]
+    assert backup["image"] == services["worker"]["image"]
+    assert backup.get("build") == services["worker"].get("build")
+    assert not backup.get("entrypoint"), "the backup replaces the image's entrypoint (python manage.py)"
+    assert command_words(backup)[0] == "backup"
+    options = backup_options(backup)
+    assert (options.daily_at, options.prune) == ("02:30", True)
+    assert (options.keep_daily, options.keep_weekly) == (7, 4)  # .env.example's defaults, interpolated
+    # Its output is a named volume, not the container's own layer.
+    (mount,) = [v for v in backup.get("volumes") or [] if Path(options.output).parent == Path(v["target"])]
+    assert mount["type"] == "volume"
+    # pg_dump needs a session of its own: straight to PostgreSQL, not through pgbouncer.
+    assert urlsplit(environment(backup)["DATABASE_URL"]).hostname == "db"
+    assert backup["depends_on"]["db"]["condition"] == "service_healthy"
+    check = backup["healthcheck"]["test"]
+    assert check[1:4] == ["python", "manage.py", "backup"]
+    assert "--check" in check
+    assert check[check.index("--output") + 1] == options.output
+
+
+def test_it_runs_the_backup_from_the_checkout_in_development(dev_services: dict[str, Any]) -> None:
+    backup = dev_services["backup"]
+    assert backup["image"] == dev_services["worker"]["image"]
+    assert bind_mounts(backup).get("/app") == ROOT
+
+
+def test_it_declares_the_backup_service_its_volume_and_its_client_programs() -> None:
+    # Plain YAML (the rendered checks above need docker compose): the service, its volume, and what the image needs.
+    compose = load_yaml(COMPOSE)
+    backup = compose["services"]["backup"]
+    assert backup["command"][0] == "backup"
+    assert {"--prune", "--keep-daily", "--keep-weekly", "--daily-at"} <= set(backup["command"])
+    assert "backups:/backups" in backup["volumes"]
+    assert "backups" in compose["volumes"]
+    assert "backup" in load_yaml(COMPOSE_DEV)["services"]
+    text = DOCKERFILE.read_text()
+    assert "postgresql-client-15" in text  # pg_dump / pg_restore of the db service's major version
+    assert "install -d -o fleet -g fleet /backups" in text  # the volume starts owned by the roles' user
 
 
 # --- the image -------------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection
 
@@ -66,6 +67,8 @@ class Command(BaseCommand):
         if opts["check"]:
             self._check(template.parent, max_age=timedelta(hours=opts["max_age_h"]))
         elif opts["daily_at"]:
+            if "%" not in template.name:
+                raise CommandError("--daily-at: give --output a strftime code (e.g. /backups/%Y-%m-%dT%H%M%SZ)")
             self._daily(template, opts)
         else:
             try:
@@ -87,6 +90,7 @@ class Command(BaseCommand):
         """Forever: back up when the newest backup is older than the last scheduled time, else sleep until the next;
         a failed run (the database away, the disk full) is logged and tried again after --retry-after seconds."""
         at = opts["daily_at"]
+        call_command("wait_for_migrations")  # a backup of a half-migrated schema would not restore
         self.say(f"backup: daily at {at} UTC into {template.parent}, keeping {opts['keep_daily']} daily"
                  f" and {opts['keep_weekly']} weekly")  # fmt: skip
         while True:
