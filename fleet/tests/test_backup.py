@@ -144,10 +144,16 @@ def test_it_restores_a_backup_fully_and_from_the_events_alone_to_the_same_state(
     assert expected["raw rows of March, in their partition"] > 0
     assert len(expected["devices"]) == len(TRACKERS)  # one of them provisioned by the parser
 
+    older = write_backup(tmp_path, "last-week", datetime.now(UTC) - timedelta(days=7))
     out = StringIO()
-    call_command("backup", "--output", str(tmp_path / "nightly"), stdout=out)
+    call_command(
+        "backup", "--output", str(tmp_path / "nightly"), "--prune", "--keep-daily", "1", "--keep-weekly", "0",
+        stdout=out,
+    )  # fmt: skip
     backup = tmp_path / "nightly"
     assert f"backup: state_hash {original}" in out.getvalue()
+    assert not older.exists()  # pruned: one day kept, and it is today's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nightly"]
     manifest = json.loads((backup / "manifest.json").read_text())
     assert manifest["format"] == FORMAT
     assert manifest["state_hash"]["total"] == original
@@ -195,6 +201,14 @@ def test_it_refuses_to_restore_into_a_database_that_is_not_empty(db, tmp_path):
     with pytest.raises(CommandError, match=r"is not empty \(\d+ tables and other relations: .*\); restore only into"):
         call_command("restore", "--input", str(tmp_path), "--events-only")
     assert Account.objects.filter(name="Still here").exists()
+
+
+def test_it_backs_up_only_into_a_new_or_empty_directory(tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("someone's")
+    with pytest.raises(CommandError, match="exists and is not an empty directory"):
+        call_command("backup", "--output", str(tmp_path / "taken"), stdout=StringIO())
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "someone's"
 
 
 def test_it_refuses_what_is_not_a_backup(db, tmp_path):
