@@ -305,7 +305,7 @@ def _snapshot() -> Iterator[str]:
 
 
 def backup(output: Path, *, say: Say) -> BackupOutcome:
-    """Write a backup into `output` (which must not exist, or be empty)."""
+    """Write a backup into `output` (which must not exist, or be empty). A failed one leaves nothing behind."""
     if output.name.endswith(PARTIAL):
         raise BackupError(f"{output}: a backup directory may not end in {PARTIAL}")
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -313,6 +313,14 @@ def backup(output: Path, *, say: Say) -> BackupOutcome:
     partial = output.with_name(output.name + PARTIAL)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
+    try:
+        return _backup(output, partial, say=say)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _backup(output: Path, partial: Path, *, say: Say) -> BackupOutcome:
     started = time.monotonic()
     taken_at = datetime.now(UTC)
     s = connection.settings_dict

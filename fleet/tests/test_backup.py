@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -209,6 +210,14 @@ def test_it_backs_up_only_into_a_new_or_empty_directory(tmp_path):
     with pytest.raises(CommandError, match="exists and is not an empty directory"):
         call_command("backup", "--output", str(tmp_path / "taken"), stdout=StringIO())
     assert (tmp_path / "taken" / "notes.txt").read_text() == "someone's"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_leaves_nothing_behind_when_a_dump_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr("fleet.backup.pg_program", lambda name: shutil.which("false"))  # a pg_dump that fails
+    with pytest.raises(CommandError, match=r"false failed \(exit 1\)"):
+        call_command("backup", "--output", str(tmp_path / "tonight"), stdout=StringIO())
+    assert list(tmp_path.iterdir()) == []  # neither the backup nor its .partial directory
 
 
 def test_it_refuses_what_is_not_a_backup(db, tmp_path):
