@@ -12,3 +12,8 @@ class GeoConfig(AppConfig):
 
     def ready(self) -> None:
         from geo import metrics  # noqa: F401 - registers this layer's SLO metrics
+        from geo.enrich import ADDRESS_CHANGES
+        from state.dashboards.sync import register_change_source
+
+        # An address geocoded after a live answer is news for that answer's validators and deltas.
+        register_change_source(ADDRESS_CHANGES)

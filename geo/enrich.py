@@ -7,18 +7,25 @@ docs/architecture.md, "Geocoding".
   knows the point; trip starts, trip ends and stops (history) get an `address` too.
 - A dispatch payload (its summary names an origin) gets `summary.nearest_depot`: the depot nearest the origin, of
   the accounts its filters name or of all, with its distance; null when there is none.
+
+An address geocoded after a live answer changes that answer's features with no state row changing: `ADDRESS_CHANGES`,
+registered with the live view's validators and deltas (state.dashboards.sync) when the app is ready, says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
 import orjson
+from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from geo.selectors import addresses_for, nearest_depot
+from state.dashboards.sync import Since
 
 # History features that name a place.
 ADDRESSED_KINDS = frozenset({"trip_start", "trip_end", "stop"})
@@ -99,3 +106,51 @@ def view_enrichment(view: Callable[..., Any]) -> Callable[..., Any]:
         return response
 
     return enriched
+
+
+# --- Addresses that changed since a live answer ------------------------------------------------------------------
+
+# geo_addresses is written by one statement per address in autocommit (geocoding.address_store), stamped with the
+# statement's now(): a row committed after a cursor's horizon is stamped no earlier than the cursor's moment less the
+# length of that statement. This margin is far longer; within it, the row's transaction id decides exactly.
+ADDRESS_WRITE_MARGIN = timedelta(minutes=5)
+
+_CHANGED_KEYS = """
+SELECT a.lat_key, a.lng_key FROM geo_addresses a
+ WHERE a.decimals = %(decimals)s AND a.geocoded_at >= %(from)s AND {newer}
+"""
+
+# Live positions at (or next to: the payload's rounding of a coordinate and SQL's may differ by one at a half) a
+# changed address's rounded coordinate.
+_DEVICES_AT = """
+WITH changed AS ({changed}),
+keys AS (SELECT DISTINCT c.lat_key + dy AS lat_key, c.lng_key + dx AS lng_key
+           FROM changed c, generate_series(-1, 1) dy, generate_series(-1, 1) dx)
+SELECT l.device_id FROM state_live_positions l
+  JOIN keys k ON k.lat_key = round(ST_Y(l.point::geometry) * %(scale)s)::int
+             AND k.lng_key = round(ST_X(l.point::geometry) * %(scale)s)::int
+"""
+
+
+class AddressChanges:
+    """The live view's change source for addresses (state.dashboards.sync.ChangeSource)."""
+
+    def _params(self, since: Since) -> dict[str, Any]:
+        decimals = settings.GEOCODE_ROUND_DECIMALS
+        return {**since.params, "decimals": decimals, "scale": 10**decimals, "from": since.at - ADDRESS_WRITE_MARGIN}
+
+    def changed(self, since: Since) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT EXISTS ({_CHANGED_KEYS.format(newer=since.newer('a'))})", self._params(since))
+            found: bool = cursor.fetchone()[0]
+            return found
+
+    def devices(self, since: Since) -> list[int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _DEVICES_AT.format(changed=_CHANGED_KEYS.format(newer=since.newer("a"))), self._params(since)
+            )
+            return [device_id for (device_id,) in cursor.fetchall()]
+
+
+ADDRESS_CHANGES = AddressChanges()

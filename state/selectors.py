@@ -94,6 +94,14 @@ def operational_state(
     return "parked"
 
 
+def state_flip_ages(t: StateThresholds) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The ages, in seconds, at which `operational_state` and `freshness_class` can change while no new data arrives:
+    (ages of the latest fix, ages of the newest of fix and heartbeat). Between two such moments both are constant in
+    time — the live view's validators and deltas (state/dashboards/sync.py) rely on it, and a test checks it against
+    the two functions above. A new time-dependent rule there must add its age here."""
+    return (t.fresh_s, t.stale_s), (t.offline_s,)
+
+
 @dataclass(frozen=True)
 class VehicleState:
     device_id: int

@@ -13,12 +13,22 @@ from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field
 
-from state.dashboards.schemas import DispatchViewOut, HistoryViewOut, LiveViewOut, OverviewViewOut, fleet_moment
+from state.dashboards import sync
+from state.dashboards.schemas import (
+    DispatchViewOut,
+    HistoryViewOut,
+    LiveDeltaOut,
+    LiveViewOut,
+    OverviewDeltaOut,
+    OverviewViewOut,
+    fleet_moment,
+)
 from state.dashboards.selectors import (
     MAX_HISTORY_DAYS,
     ViewFilters,
     dispatch_view,
     history_view,
+    live_moment,
     live_view,
     overview_view,
 )
@@ -33,6 +43,16 @@ FILTERS_HELP = (
 
 class ViewIn(Schema):
     filters: str | None = Field(None, description=FILTERS_HELP, max_length=4000)
+
+
+class LiveIn(ViewIn):
+    since: str | None = Field(
+        None,
+        max_length=256,
+        description="the cursor of an earlier answer (its X-Fleet-Cursor header, or a delta's `cursor`): only what "
+        "changed since then. A cursor of other filters, another user or older than LIVE_CURSOR_MAX_AGE_S gets the "
+        "whole view.",
+    )
 
 
 class HistoryIn(ViewIn):
@@ -77,9 +97,68 @@ def query_moment(moment: datetime | None) -> datetime | None:
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
 
 
-@router.get("/live", response=LiveViewOut, summary="Every vehicle's live position and state")
-def live(request: HttpRequest, query: Query[ViewIn]) -> HttpResponse:
-    return _payload(live_view(query_filters(query.filters)))
+# --- The live feature set on the wire (state/dashboards/sync.py; docs/architecture.md, "The live view on the wire")
+
+CURSOR_HEADER = "X-Fleet-Cursor"
+
+
+def _user_key(request: HttpRequest) -> str:
+    principal = getattr(request, "auth", None)
+    return str(getattr(getattr(principal, "user", None), "pk", ""))
+
+
+def _validators(request: HttpRequest) -> list[str]:
+    """The entity tags of If-None-Match, without W/ and quotes (ours are weak; comparison is weak)."""
+    header = request.headers.get("If-None-Match", "")
+    return [tag.strip().removeprefix("W/").strip('"') for tag in header.split(",") if tag.strip()][:8]
+
+
+def _synced(response: HttpResponse, cursor: sync.Cursor) -> HttpResponse:
+    """An answer with its validator and cursor. `private, no-cache`: a browser may keep it but asks first every time;
+    no shared cache keeps it."""
+    token = cursor.token()
+    response["ETag"] = f'W/"{token}"'
+    response[CURSOR_HEADER] = token
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def _not_modified(request: HttpRequest, scope: bytes, now: datetime) -> HttpResponse | None:
+    for token in _validators(request):
+        cursor = sync.Cursor.read(token, scope)
+        if cursor is not None and sync.unchanged(cursor, now=now):
+            return _synced(HttpResponse(status=304), cursor)
+    return None
+
+
+@router.get(
+    "/live",
+    response={200: LiveViewOut | LiveDeltaOut, 304: None},
+    summary="Every vehicle's live position and state",
+    description="With `If-None-Match` (the ETag of an earlier answer): 304 while nothing it shows has changed. With "
+    "`since`: only what changed since that answer (a delta), else the whole view.",
+)
+def live(request: HttpRequest, query: Query[LiveIn]) -> HttpResponse:
+    filters = query_filters(query.filters)
+    scope = sync.view_scope(filters, _user_key(request))
+    now = timezone.now()
+    since = sync.Cursor.read(query.since, scope)
+    if since is None and (unchanged := _not_modified(request, scope, now)) is not None:
+        return unchanged
+    if since is not None and (changes := sync.delta(filters, since, scope=scope, now=now)) is not None:
+        if changes.unchanged and query.since in _validators(request):
+            return _synced(HttpResponse(status=304), changes.cursor)
+        body = {
+            "delta": True,
+            "cursor": changes.cursor.token(),
+            "summary": live_moment(now),
+            "geojson": {"type": "FeatureCollection", "features": changes.features},
+            "removed": changes.removed,
+            "slo_status": changes.slo_status,
+        }
+        return _synced(_payload(body), changes.cursor)
+    body, cursor = sync.full(scope, now=now, build=lambda: live_view(filters, now=now))
+    return _synced(_payload(body), cursor)
 
 
 @router.get("/history", response=HistoryViewOut, summary="Trips, stops and alarms over a date range (≤ 31 days)")
@@ -99,6 +178,29 @@ def dispatch(request: HttpRequest, query: Query[DispatchIn]) -> HttpResponse:
     return _payload(dispatch_view(query_filters(query.filters), lat=query.lat, lng=query.lng, limit=query.limit))
 
 
-@router.get("/overview", response=OverviewViewOut, summary="Fleet overview per cost centre, today and alarms")
-def overview(request: HttpRequest, query: Query[ViewIn]) -> HttpResponse:
-    return _payload(overview_view(query_filters(query.filters)))
+@router.get(
+    "/overview",
+    response={200: OverviewViewOut | OverviewDeltaOut},
+    summary="Fleet overview per cost centre, today and alarms",
+    description="With `since` (a cursor of the live view or of this one): the whole summary, and the vehicles as a "
+    "live delta.",
+)
+def overview(request: HttpRequest, query: Query[LiveIn]) -> HttpResponse:
+    filters = query_filters(query.filters)
+    scope = sync.view_scope(filters, _user_key(request))
+    now = timezone.now()
+    since = sync.Cursor.read(query.since, scope)
+    build = lambda: overview_view(filters, now=now)  # noqa: E731 - one builder, two callers
+    if since is not None and (changes := sync.delta(filters, since, scope=scope, now=now, also=build)) is not None:
+        whole = changes.also
+        body = {
+            "delta": True,
+            "cursor": changes.cursor.token(),
+            "summary": whole["summary"],
+            "geojson": {"type": "FeatureCollection", "features": changes.features},
+            "removed": changes.removed,
+            "slo_status": whole["slo_status"],
+        }
+        return _synced(_payload(body), changes.cursor)
+    body, cursor = sync.full(scope, now=now, build=build)
+    return _synced(_payload(body), cursor)

@@ -93,6 +93,24 @@ class LiveViewOut(Schema):
     slo_status: SloStatusOut
 
 
+class LiveMomentOut(Schema):
+    generated_at: str
+    time_zone: str
+
+
+class LiveDeltaOut(Schema):
+    """The answer to `since=<cursor>`: only the vehicles whose features changed since that answer (whole features;
+    merge them by `id`), the ids of vehicles that changed and no longer match the filters (drop them), the SLO block,
+    and the next cursor. The counts of `summary` are those of the merged collection; a delta does not repeat them."""
+
+    delta: Literal[True]
+    cursor: str
+    summary: LiveMomentOut
+    geojson: LiveCollectionOut
+    removed: list[int | str]
+    slo_status: SloStatusOut
+
+
 class HistoryFeatureOut(Schema):
     type: Literal["Feature"]
     geometry: GeometryOut | None
@@ -170,4 +188,15 @@ class OverviewSummaryOut(LiveSummaryOut):
 class OverviewViewOut(Schema):
     summary: OverviewSummaryOut
     geojson: LiveCollectionOut
+    slo_status: SloStatusOut
+
+
+class OverviewDeltaOut(Schema):
+    """The overview's answer to `since=<cursor>`: its whole summary, and the vehicles as a live delta."""
+
+    delta: Literal[True]
+    cursor: str
+    summary: OverviewSummaryOut
+    geojson: LiveCollectionOut
+    removed: list[int | str]
     slo_status: SloStatusOut

@@ -144,22 +144,53 @@ SELECT DISTINCT ON (coalesce(v.id, -d.id))
 """
 
 
+@dataclass(frozen=True)
+class VehicleKeys:
+    """Some vehicles of a view: vehicles by id, and devices without a vehicle (each its own row) by device id."""
+
+    vehicle_ids: tuple[int, ...] = ()
+    lone_device_ids: tuple[int, ...] = ()
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        return (
+            " AND (d.vehicle_id = ANY(%(only_vehicles)s) OR (d.vehicle_id IS NULL AND d.id = ANY(%(only_devices)s)))",
+            {"only_vehicles": list(self.vehicle_ids), "only_devices": list(self.lone_device_ids)},
+        )
+
+    def feature_ids(self) -> list[int | str]:
+        """The ids their features carry (`_feature`: the vehicle id, or "device-<id>")."""
+        return [*self.vehicle_ids, *(f"device-{d}" for d in self.lone_device_ids)]
+
+
 def live_vehicle_rows(
-    filters: ViewFilters, *, now: datetime, origin: tuple[float, float] | None = None
+    filters: ViewFilters,
+    *,
+    now: datetime,
+    origin: tuple[float, float] | None = None,
+    only: VehicleKeys | None = None,
 ) -> list[tuple[Any, ...]]:
     """One row per vehicle (the dedup rule above); the last column is the distance in metres from `origin`
-    (lat, lng) by the database's great-circle function, or null without an origin."""
+    (lat, lng) by the database's great-circle function, or null without an origin. `only`: just these vehicles."""
     conditions, params = filters.where()
+    if only is not None:
+        restriction, only_params = only.where()
+        conditions += restriction
+        params.update(only_params)
     lat, lng = origin if origin is not None else (None, None)
     params.update(now=now, classes=[c.upper() for c in settings.DEVICE_CLASS_PRIORITY], origin_lat=lat, origin_lng=lng)
     with transaction.atomic(), connection.cursor() as cursor:
-        # Device times are formatted by the database, in the display zone (with its offset), for this query only.
-        cursor.execute("SELECT set_config('TimeZone', %s, true)", [settings.DISPLAY_TIME_ZONE])
+        # Device times are formatted by the database, in the display zone (with its offset), for this query only:
+        # the zone goes back afterwards, so that a caller's transaction around this one reads times as before.
+        cursor.execute(
+            "SELECT current_setting('TimeZone'), set_config('TimeZone', %s, true)", [settings.DISPLAY_TIME_ZONE]
+        )
+        zone = cursor.fetchone()[0]
         query = _LIVE.format(filters=conditions)
         if origin is not None:  # nearest first (the dispatch view)
             query = f"SELECT * FROM ({query}) AS live ORDER BY distance_m NULLS LAST"
         cursor.execute(query, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
+        cursor.execute("SELECT set_config('TimeZone', %s, true)", [zone])
         return rows
 
 
@@ -234,13 +265,22 @@ def _freshness_line(features: list[dict[str, Any]]) -> str:
 
 
 def live_features(
-    filters: ViewFilters, *, now: datetime, origin: tuple[float, float] | None = None
+    filters: ViewFilters,
+    *,
+    now: datetime,
+    origin: tuple[float, float] | None = None,
+    only: VehicleKeys | None = None,
 ) -> list[dict[str, Any]]:
     t = StateThresholds.current()
-    features = [_feature(row, now=now, t=t) for row in live_vehicle_rows(filters, now=now, origin=origin)]
+    features = [_feature(row, now=now, t=t) for row in live_vehicle_rows(filters, now=now, origin=origin, only=only)]
     if filters.states:
         features = [f for f in features if f["properties"]["operational_state"] in filters.states]
     return features
+
+
+def live_moment(now: datetime) -> dict[str, Any]:
+    """When a live payload was computed, as its summary says it (a delta's whole summary: state/dashboards/sync.py)."""
+    return {"generated_at": _local(now), "time_zone": settings.DISPLAY_TIME_ZONE}
 
 
 def live_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[str, Any]:
@@ -254,8 +294,7 @@ def live_view(filters: ViewFilters, *, now: datetime | None = None) -> dict[str,
         "by_freshness": {c: freshness.get(c, 0) for c in ("fresh", "stale", "late", "none")},
         "suspended": sum(1 for f in features if f["properties"]["suspended"]),
         "freshness_line": _freshness_line(features),
-        "generated_at": _local(now),
-        "time_zone": settings.DISPLAY_TIME_ZONE,
+        **live_moment(now),
     }
     return {
         "summary": summary,
