@@ -18,11 +18,16 @@ The fold (`fold`) is a pure, deterministic state machine over a device's ok fixe
 - between kept trips lies a stop; one of at least parking_min_duration_s is a parking event: `parking` when the
   ignition went off, `idling` when every known ignition in it was on.
 
-Re-folding after a change at device time `lo` starts at the end of the last closed trip that ended more than
-parking_min_duration_s + trip_stop_gap_s before `lo` (nothing at or after `lo` can reopen it), and runs to the
-end of the device's data; derived rows from that point are replaced. The machine's state at a closed trip's
-end is known ("stopped there", or "driving on" after a split), so the result equals a fold from the first fix
-(the permutation and replay tests prove it). A trip that comes out of a re-fold unchanged keeps `recorded_at`.
+Re-folding after a change at device time `lo` starts at the end of the last closed trip that nothing at or after
+`lo` can reopen, and runs to the end of the device's data; derived rows from that point are replaced. A closed trip
+is final when the fixes that closed it all lie before `lo` (a fold reads left to right: what closed it is
+unchanged): a split at its end fix; a stop when a checked fix at least parking_min_duration_s after its end is
+before `lo`; a gap when a fix at least trip_stop_gap_s after its end is. Any trip that ended more than
+parking_min_duration_s + trip_stop_gap_s before `lo` is final too. For the common change — a fix appended after the
+device's others — the re-fold so reads the current trip and the stop before it, not the last hour. The machine's
+state at a closed trip's end is known ("stopped there", or "driving on" after a split), so the result equals a fold
+from the first fix (the permutation and replay tests prove it). A trip that comes out of a re-fold unchanged keeps
+`recorded_at`.
 
 Jimi's trip / parking reports are rows with source='jimi', the latest version per start, linked by
 `matched_started_at` to the derived row they overlap most.
@@ -33,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 import psycopg
@@ -303,13 +308,21 @@ def _write(device_trips: list[dict[str, Any]], device_stops: list[dict[str, Any]
             cursor.execute(_STOPS_INSERT, [orjson.dumps(device_stops).decode()], prepare=True)
 
 
-# Per device of a batch (w: device, bound): the last closed derived trip that ended before `bound`.
+# Per device of a batch (w: device, lo): the last closed derived trip that nothing at or after `lo` can reopen (the
+# module's docstring). The fix that closed a stop or gap is the first ok fix that far after the trip's end.
 _RESUME_POINTS = """
 SELECT w.device_id, t.ended_at, t.end_reason = 'split'
-  FROM unnest(%(devices)s::bigint[], %(bounds)s::timestamptz[]) AS w(device_id, bound)
+  FROM unnest(%(devices)s::bigint[], %(los)s::timestamptz[]) AS w(device_id, lo)
   LEFT JOIN LATERAL (
       SELECT s.ended_at, s.end_reason FROM state_trips s
-       WHERE s.device_id = w.device_id AND s.source = 'derived' AND s.closed AND s.ended_at < w.bound
+       WHERE s.device_id = w.device_id AND s.source = 'derived' AND s.closed AND s.ended_at < w.lo
+         AND (s.ended_at < w.lo - %(margin)s
+              OR s.end_reason = 'split'
+              OR s.end_reason IN ('stop', 'gap') AND EXISTS (
+                     SELECT 1 FROM state_position_history h
+                      WHERE h.device_id = w.device_id AND h.verdict = 'ok' AND h.occurred_at < w.lo
+                        AND h.occurred_at >= s.ended_at
+                            + CASE s.end_reason WHEN 'stop' THEN %(parking)s ELSE %(gap)s END))
        ORDER BY s.ended_at DESC LIMIT 1) t ON true
 """
 
@@ -334,9 +347,14 @@ def _resume_points(
     """Per device, where a re-fold may start: the end of the last closed trip far enough before its `lo`, and
     whether the machine is still driving there (the trip was split) rather than stopped."""
     devices = sorted(los)
-    cursor.execute(
-        _RESUME_POINTS, {"devices": devices, "bounds": [los[d] - p.resume_margin for d in devices]}, prepare=True
-    )
+    params: dict[str, Any] = {
+        "devices": devices,
+        "los": [los[d] for d in devices],
+        "margin": p.resume_margin,
+        "parking": timedelta(seconds=p.parking_s),
+        "gap": timedelta(seconds=p.gap_s),
+    }
+    cursor.execute(_RESUME_POINTS, params, prepare=True)
     return {r[0]: (r[1], bool(r[2])) for r in cursor.fetchall()}
 
 
@@ -386,6 +404,31 @@ def trips_refold(*, los: dict[int, datetime]) -> None:
     reports_match(device_ids=devices)
 
 
+# Rows per round trip of the rebuild's stream of fixes.
+REBUILD_FETCH_ROWS = 20_000
+
+
+def _ok_fixes_streamed(where: str, params: Sequence[Any]) -> Iterator[tuple[int, list[Fix]]]:
+    """Every ok fix matching `where`, per device in fold order, read through a server-side cursor in binary: the
+    values arrive as Python objects from psycopg's C loaders (Django's text timestamptz loader is Python, a third
+    of the rebuild's time), many thousand rows a round trip, each row one tuple made a Fix as it is."""
+    connection.ensure_connection()
+    make = tuple.__new__
+    with psycopg.ServerCursor(connection.connection, "state_trips_rebuild") as cursor:
+        cursor.execute(_OK_FIXES.format(where=where), params, binary=True)
+        device: int | None = None
+        fixes: list[Fix] = []
+        while rows := cursor.fetchmany(REBUILD_FETCH_ROWS):
+            for row in rows:
+                if row[0] != device:
+                    if fixes:
+                        yield cast(int, device), fixes
+                    device, fixes = row[0], []
+                fixes.append(make(Fix, row[1:]))
+        if fixes:
+            yield cast(int, device), fixes
+
+
 def trips_rebuild(*, device_ids: Sequence[int] | None = None, progress: Callable[[int], object] | None = None) -> int:
     """Replay: fold every (or these) device(s) from its first fix, streaming history once. Returns fixes read."""
     p = Params.current()
@@ -399,15 +442,13 @@ def trips_rebuild(*, device_ids: Sequence[int] | None = None, progress: Callable
     read = 0
     trips: list[dict[str, Any]] = []
     stops: list[dict[str, Any]] = []
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(_OK_FIXES.format(where=where), params)
-        for device_id, fixes in _rows(cursor):
-            t, s = fold(fixes, p, resume=False)
-            trips += [{**row, "device_id": device_id} for row in t]
-            stops += [{**row, "device_id": device_id} for row in s]
-            read += len(fixes)
-            if progress is not None:
-                progress(len(fixes))
+    for device_id, fixes in _ok_fixes_streamed(where, params):
+        t, s = fold(fixes, p, resume=False)
+        trips += [{**row, "device_id": device_id} for row in t]
+        stops += [{**row, "device_id": device_id} for row in s]
+        read += len(fixes)
+        if progress is not None:
+            progress(len(fixes))
     _write(trips, stops)
     reports_match(device_ids=device_ids)
     return read
