@@ -62,8 +62,12 @@ def free_port() -> int:
 class RoleProcess:
     """A real role (`manage.py gateway|worker|cron`) running against the test database."""
 
-    def __init__(self, role: str, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, role: str, *args: str, env: dict[str, str] | None = None, log: Path | None = None, migrate: bool = False
+    ) -> None:
         self.role = role
+        self.migrate = migrate  # a worker applies migrations on start only when asked (the test database has them)
+        self.log = log  # the role's stdout (its structlog lines) goes here instead of the test's output
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -79,11 +83,16 @@ class RoleProcess:
 
     def start(self) -> RoleProcess:
         argv = [sys.executable, "manage.py", self.role, *self.args]
-        if self.role == "worker":
+        if self.role == "worker" and not self.migrate:
             argv.append("--no-migrate")
         if self.role in ("gateway", "cron"):
             argv.append("--no-wait")
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, start_new_session=True)  # noqa: S603
+        stdout = self.log.open("ab") if self.log else None
+        try:
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, start_new_session=True, stdout=stdout)  # noqa: S603
+        finally:
+            if stdout:
+                stdout.close()  # the child holds its own descriptor
         return self
 
     def stop(self, sig: int = 15) -> None:
@@ -110,8 +119,10 @@ class RoleProcess:
 def role_process() -> Iterator[Callable[..., RoleProcess]]:
     started: list[RoleProcess] = []
 
-    def start(role: str, *args: str, env: dict[str, str] | None = None) -> RoleProcess:
-        proc = RoleProcess(role, *args, env=env).start()
+    def start(
+        role: str, *args: str, env: dict[str, str] | None = None, log: Path | None = None, migrate: bool = False
+    ) -> RoleProcess:
+        proc = RoleProcess(role, *args, env=env, log=log, migrate=migrate).start()
         started.append(proc)
         return proc
 
