@@ -400,6 +400,67 @@ def test_the_live_page_fits_a_phone_in_portrait(dispatcher: Browser) -> None:
     no_console_errors(dispatcher)
 
 
+def test_the_live_page_asks_for_what_changed_and_moves_a_vehicle_by_a_delta(site, dispatcher: Browser) -> None:
+    """LIVE_POLL_S is 2. After its first answer the page asks with `since=` its cursor and If-None-Match its ETag: a
+    fleet where nothing changed answers 304, a fix that arrives comes as a delta that moves one marker, and the KPIs
+    the page counts from what it holds are the API's."""
+    dispatcher.get("/live/")
+    dispatcher.wait(lambda d: mapped(dispatcher) == len(FLEET) - 1 and rendered(dispatcher))
+
+    def last_poll() -> str:
+        return str(dispatcher.find("#map").get_attribute("data-poll"))
+
+    dispatcher.wait(lambda d: last_poll() == "unchanged", timeout=30, message="no refresh was answered 304")
+    events = dispatcher.network()
+    asked = [
+        e["params"]["request"]
+        for e in events
+        if e["method"] == "Network.requestWillBeSent" and "/api/views/" in e["params"]["request"]["url"]
+    ]
+    assert "since=" not in asked[0]["url"]  # the first answer is the whole view
+    assert asked[1:]
+    assert all("since=" in r["url"] for r in asked[1:])
+    assert all("If-None-Match" in r["headers"] for r in asked[1:] if "/api/views/live?" in r["url"])
+    answered = [
+        e["params"]["response"]["status"]
+        for e in events
+        if e["method"] == "Network.responseReceived" and "/api/views/live?" in e["params"]["response"]["url"]
+    ]
+    assert 304 in answered
+
+    plate = "KCA109K"
+    script = (
+        "const done = arguments[1];"
+        "window.fleet.map.getSource('vehicles').getData().then((data) => done("
+        "  data.features.find((f) => f.properties.plate === arguments[0]).geometry.coordinates));"
+    )
+    lng, lat = dispatcher.driver.execute_async_script(script, plate)
+    push(site.base_url, "pushgps", [fix(imei_of(plate), timezone.now(), lat + 0.001, lng, 45, 0, 1)])
+    dispatcher.wait(
+        lambda d: dispatcher.driver.execute_async_script(script, plate)[1] == pytest.approx(lat + 0.001),
+        timeout=30,
+        message="the marker did not move",
+    )
+    assert mapped(dispatcher) == len(FLEET) - 1
+    brought = [
+        e["params"]["request"]["url"]
+        for e in dispatcher.network()
+        if e["method"] == "Network.requestWillBeSent" and "/api/views/" in e["params"]["request"]["url"]
+    ]
+    assert brought
+    assert all("since=" in url for url in brought)  # never the whole view again
+
+    def kpis_are_the_apis(_: Any) -> bool:
+        summary = api(dispatcher, "/api/views/live")["summary"]
+        shown = {key: dispatcher.find(f'[data-kpi="{key}"]').text for key in [*summary["by_state"], "vehicles"]}
+        expected = {**{k: str(v) for k, v in summary["by_state"].items()}, "vehicles": str(summary["vehicles"])}
+        line = dispatcher.find('[data-kpi="freshness_line"]').text
+        return shown == expected and line == summary["freshness_line"]
+
+    dispatcher.wait(kpis_are_the_apis, timeout=20, message="the KPIs differ from the API's summary")
+    no_console_errors(dispatcher)
+
+
 # --- History -------------------------------------------------------------------------------------------------------
 
 

@@ -218,13 +218,13 @@ export function csrfToken() {
   return document.querySelector('meta[name="csrf-token"]')?.content || "";
 }
 
-export async function api(path, { params = {}, method = "GET", body, signal } = {}) {
+async function send(path, { params = {}, method = "GET", body, signal, headers: extra = {} } = {}) {
   const url = new URL(path, window.location.origin);
   for (const [key, value] of Object.entries(params)) {
     if (value === null || value === undefined || value === "") continue;
     url.searchParams.set(key, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...extra };
   if (!SAFE_METHODS.has(method)) {
     headers["X-CSRFToken"] = csrfToken();
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -244,6 +244,10 @@ export async function api(path, { params = {}, method = "GET", body, signal } = 
     window.location.assign(`${config.loginUrl}?next=${next}`);
     throw new ApiError(401, "Your session has ended: log in again.");
   }
+  return response;
+}
+
+async function answer(response) {
   const type = response.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await response.json().catch(() => null) : null;
   if (!response.ok) {
@@ -253,6 +257,20 @@ export async function api(path, { params = {}, method = "GET", body, signal } = 
     throw new ApiError(response.status, message, retryAfter);
   }
   return data;
+}
+
+export async function api(path, options = {}) {
+  return answer(await send(path, options));
+}
+
+// A view that answers with a validator and a cursor (the live and overview views): {status, data, etag, cursor}.
+// With `etag` it sends If-None-Match itself: a browser adds it only for a URL it holds in its cache, and every
+// `since=` URL is new. A request that carries it is never answered from the cache (fetch turns the cache off for
+// it), so 304 Not Modified reaches here as such: data is null, and what the page holds is current.
+export async function fetchView(path, { params = {}, etag = null } = {}) {
+  const response = await send(path, { params, headers: etag ? { "If-None-Match": etag } : {} });
+  const meta = { status: response.status, etag: response.headers.get("ETag"), cursor: response.headers.get("X-Fleet-Cursor") };
+  return { ...meta, data: response.status === 304 ? null : await answer(response) };
 }
 
 // Filters as the API's `filters` JSON: only the keys that hold something.

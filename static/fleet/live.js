@@ -1,7 +1,7 @@
 // Live: every vehicle's position and state, refreshed every LIVE_POLL_S seconds while the tab is visible.
 import {
-  $, api, collection, config, createMap, decorate, el, filtersParam, fmtAge, fmtNumber, fmtSpeed, fmtTime,
-  markRendered, plateFragment, platesFromText, poll, renderSlo, startPage, stateTag, status, vehicleLayers,
+  $, api, collection, config, createMap, decorate, el, fetchView, filtersParam, fmtAge, fmtNumber, fmtSpeed, fmtTime,
+  markRendered, plateFragment, platesFromText, poll, renderSlo, startPage, STATES, stateTag, status, vehicleLayers,
 } from "./fleet-core.js";
 
 startPage();
@@ -20,6 +20,12 @@ const page = {
   fitted: false,
   alarmsFor: null,
   loaded: false,
+  // The API's cursor and validator of the last answer: the next refresh asks only for what changed since
+  // (`since=`), and is answered 304 when nothing did (docs/architecture.md, "The live view on the wire").
+  cursor: null,
+  etag: null,
+  generation: 0, // bumped when the filters change: an answer to older filters is dropped
+  moment: null, // {generated_at, time_zone, at}: when the last answer was computed, and performance.now() then
 };
 
 const mapNode = $("#map");
@@ -54,13 +60,19 @@ createMap(mapNode).then((created) => {
 
 async function load() {
   const overview = page.polls % OVERVIEW_EVERY === 0;
+  const generation = page.generation;
   try {
-    const data = await api(overview ? "/api/views/overview" : "/api/views/live", {
-      params: { filters: filtersParam(page.filters) },
+    const answer = await fetchView(overview ? "/api/views/overview" : "/api/views/live", {
+      params: { filters: filtersParam(page.filters), since: page.cursor },
+      etag: overview ? null : page.etag,
     });
+    if (generation !== page.generation) return; // the filters changed meanwhile: the next refresh asks again
     page.polls += 1;
-    render(data);
-    if (overview) renderAlarms(data.summary);
+    page.cursor = answer.cursor;
+    page.etag = answer.etag;
+    if (answer.data) render(answer.data);
+    else unchanged();
+    if (overview && answer.data) renderAlarms(answer.data.summary);
     status("");
   } catch (error) {
     status(error.message, "error");
@@ -68,15 +80,76 @@ async function load() {
   }
 }
 
+// A whole view replaces what the page holds; a delta (`since=`) is merged into it by feature id.
 function render(data) {
-  page.features = decorate(data.geojson.features);
+  const arrived = decorate(data.geojson.features);
+  const at = performance.now();
+  for (const f of arrived) Object.assign(f.properties, { _age: f.properties.age_s, _at: at });
+  if (data.delta) {
+    for (const id of data.removed) page.byKey.delete(String(id));
+    for (const f of arrived) page.byKey.set(f.properties._key, f);
+    page.features = [...page.byKey.values()];
+  } else {
+    page.features = arrived;
+    page.byKey = new Map(page.features.map((f) => [f.properties._key, f]));
+  }
+  mapNode.dataset.poll = data.delta ? "delta" : "full"; // what the last refresh brought (the browser tests read it)
   page.loaded = true;
-  page.byKey = new Map(page.features.map((f) => [f.properties._key, f]));
+  page.moment = { generated_at: data.summary.generated_at, time_zone: data.summary.time_zone, at };
   renderSlo(data.slo_status);
-  renderKpis(data.summary);
+  // A delta carries no counts: they are those of the merged collection.
+  renderKpis("vehicles" in data.summary ? data.summary : summarise(page.features, page.moment));
   drawMap();
+  refreshLists();
+}
+
+// 304: nothing the page shows has changed; only the ages and the time of the data move on.
+function unchanged() {
+  mapNode.dataset.poll = "unchanged";
+  if (!page.moment) return;
+  const moment = { ...page.moment, generated_at: later(page.moment.generated_at, performance.now() - page.moment.at) };
+  renderKpis(summarise(page.features, moment));
+  refreshLists();
+}
+
+function refreshLists() {
+  // Ages are "as of the answer that brought the vehicle": add the time since.
+  const now = performance.now();
+  for (const { properties: p } of page.features) {
+    if (typeof p._age === "number") p.age_s = Math.round(p._age + (now - p._at) / 1000);
+  }
   renderList();
   if (page.selected) renderDetail(page.byKey.get(page.selected));
+}
+
+// The KPIs of a collection, as the API's summary counts them (state/dashboards/selectors.py, live_view and
+// _freshness_line): for a delta, whose summary says only when it was computed.
+function summarise(features, moment) {
+  const byState = Object.fromEntries(STATES.map((state) => [state, 0]));
+  let suspended = 0;
+  let active = 0;
+  let behind = 0;
+  for (const { properties: p } of features) {
+    byState[p.operational_state] = (byState[p.operational_state] || 0) + 1;
+    if (p.suspended) suspended += 1;
+    if (p.lifecycle === "active") {
+      active += 1;
+      if (p.freshness !== "fresh") behind += 1;
+    }
+  }
+  let line = `Fleet below freshness SLO: ${behind} of ${active} active vehicle${active !== 1 ? "s" : ""} behind`;
+  if (!active) line = "No active vehicles in this view.";
+  else if (!behind) line = `All ${active} active vehicles fresh.`;
+  return { vehicles: features.length, by_state: byState, suspended, freshness_line: line, ...moment };
+}
+
+// An ISO time with its UTC offset ("…T10:00:00+03:00"), `ms` later, in the same offset.
+function later(iso, ms) {
+  const offset = /([+-])(\d\d):(\d\d)$/.exec(iso || "");
+  if (!offset) return iso;
+  const minutes = (offset[1] === "-" ? -1 : 1) * (Number(offset[2]) * 60 + Number(offset[3]));
+  const local = new Date(Date.parse(iso) + ms + minutes * 60000);
+  return `${local.toISOString().slice(0, 19)}${offset[0]}`;
 }
 
 function drawMap() {
@@ -272,6 +345,9 @@ function applyFilters() {
   const active = filtersParam(filters);
   $("#filter-summary").textContent = active ? `${Object.keys(active).length} filter(s) on` : "";
   page.polls = 0; // the alarms panel follows the filters at once
+  page.cursor = null; // a cursor is good for the filters it was given for only
+  page.etag = null;
+  page.generation += 1;
   poller.now();
 }
 
