@@ -313,6 +313,9 @@ def test_two_workers_share_the_load_and_lose_or_double_nothing_across_a_kill_9(
 
     # Both workers took part, and no committed batch was done twice (a row parsed by both would be counted twice
     # in their logs; the last batch of the killed worker rolled back and is not in its log).
+    for proc in procs.values():  # all at once: each waits for its running jobs
+        if proc.proc and proc.proc.poll() is None:
+            os.killpg(proc.proc.pid, signal.SIGTERM)
     for proc in procs.values():
         proc.stop()
     done = {name: batches(log) for name, log in logs.items()}
