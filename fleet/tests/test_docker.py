@@ -64,6 +64,8 @@ ROLE_SPECIFIC_KEYS = {
     "GATEWAY_WORKERS",
     "GATEWAY_TIMEOUT_S",
     "WORKER_CONCURRENCY",
+    "CRON_CONCURRENCY",
+    "CRON_NICE",
 }
 LOCAL_ONLY_KEYS = {
     "FLEET_PG_PORT",  # the embedded cluster (bin/pg)
@@ -209,7 +211,11 @@ def assert_every_setting_passed(role_keys: dict[str, set[str]], where: str) -> N
     missing = settings_keys() - passed - ROLE_SPECIFIC_KEYS - LOCAL_ONLY_KEYS
     assert not missing, f"pass to the roles in compose.yml (x-app-env), {where}: {sorted(missing)}"
     assert not (passed & {"BENCH_BARE_VIEW"}), "the benchmarks' unauthenticated push endpoint reaches a container"
-    for role, keys in {"gateway": {"GATEWAY_WORKERS", "GATEWAY_TIMEOUT_S"}, "worker": {"WORKER_CONCURRENCY"}}.items():
+    for role, keys in {
+        "gateway": {"GATEWAY_WORKERS", "GATEWAY_TIMEOUT_S"},
+        "worker": {"WORKER_CONCURRENCY"},
+        "cron": {"CRON_CONCURRENCY", "CRON_NICE"},
+    }.items():
         assert keys <= role_keys[role], f"{role} lacks {sorted(keys - role_keys[role])}, {where}"
 
 

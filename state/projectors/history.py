@@ -184,7 +184,7 @@ def verdicts_recompute(windows: dict[int, tuple[datetime, datetime]]) -> dict[in
         SELECT * FROM unnest(%(devices)s::bigint[], %(los)s::timestamptz[], %(his)s::timestamptz[])
                AS w(device_id, lo, hi)
     ),
-    r AS (
+    r AS MATERIALIZED (  -- once per device: inlined, the neighbour look-ups ran again for every partition scanned
         SELECT w.device_id,
                coalesce(({_neighbour("<", "DESC", 2)}), '-infinity') AS c_lo,
                coalesce(({_neighbour("<", "DESC", 1)}), '-infinity') AS u_lo,
@@ -230,21 +230,97 @@ def _neighbour(op: str, order: str, offset: int) -> str:
     )
 
 
+# Memory for each sort of the rebuild's statement (about 150 bytes a fix: a million fixes sort in memory).
+REBUILD_WORK_MEM = "256MB"
+
+# The rebuild's verdicts: the same rules as _verdicts, in one pipeline without a materialised CTE. Every fix of a
+# whole device is there, so no neighbour lies outside it, and the lags "over the checked fixes only" are lags over a
+# partition of the checked ones (PARTITION BY device, base IS NULL): one sort for the same-time window, one for
+# that, both of narrow rows (the payload's fields are read before the first sort, not carried through it). Speeds
+# are computed for checked fixes only. Fixes that failed a base check get their reason as in _verdicts.
+_REBUILD = f"""
+WITH fixes AS (SELECT * FROM ({{fixes}}) f OFFSET 0),
+base AS (
+    SELECT f.*, first_value(f.parsed_id) OVER same_time AS first_id,
+           CASE
+             WHEN f.lat IS NULL OR f.lng IS NULL OR abs(f.lat) > 90 OR abs(f.lng) > 180 THEN 'invalid'
+             WHEN f.lat = 0 AND f.lng = 0 THEN 'zero'
+             WHEN f.occurred_at > f.received_at + %(future_s)s * interval '1 second' THEN 'future'
+             WHEN first_value(f.parsed_id) OVER same_time <> f.parsed_id THEN 'duplicate'
+             WHEN f.position_type IN ('lbs', 'wifi', 'beacon') THEN 'approximate'
+           END AS base
+      FROM fixes f
+    WINDOW same_time AS (PARTITION BY f.device_id, f.occurred_at ORDER BY f.parsed_id)
+),
+seq AS (
+    SELECT b.*,
+           lag(b.lat) OVER w AS p1_lat, lag(b.lng) OVER w AS p1_lng, lag(b.occurred_at) OVER w AS p1_t,
+           lag(b.lat, 2) OVER w AS p2_lat, lag(b.lng, 2) OVER w AS p2_lng, lag(b.occurred_at, 2) OVER w AS p2_t,
+           lead(b.lat) OVER w AS n1_lat, lead(b.lng) OVER w AS n1_lng, lead(b.occurred_at) OVER w AS n1_t,
+           lead(b.lat, 2) OVER w AS n2_lat, lead(b.lng, 2) OVER w AS n2_lng,
+           lead(b.occurred_at, 2) OVER w AS n2_t,
+           CASE WHEN b.base IS NULL
+                THEN state_implied_kmh(lag(b.lat) OVER w, lag(b.lng) OVER w, lag(b.occurred_at) OVER w,
+                                       b.lat, b.lng, b.occurred_at) END AS v_prev
+      FROM base b
+    WINDOW w AS (PARTITION BY b.device_id, b.base IS NULL ORDER BY b.occurred_at, b.parsed_id)
+),
+speeds AS (
+    -- The speed to the next fix is that fix's speed from this one: the same call with the same arguments.
+    SELECT s.*, lead(s.v_prev) OVER w AS v_next
+      FROM seq s
+    WINDOW w AS (PARTITION BY s.device_id, s.base IS NULL ORDER BY s.occurred_at, s.parsed_id)
+),
+judged AS (
+    SELECT s.*,
+           (s.base IS NULL
+            AND coalesce(s.v_prev, s.v_next) IS NOT NULL
+            AND (s.v_prev IS NULL OR s.v_prev > %(max_kmh)s)
+            AND (s.v_next IS NULL OR s.v_next > %(max_kmh)s)
+            AND CASE
+                  WHEN s.v_prev IS NOT NULL AND s.v_next IS NOT NULL
+                    THEN state_implied_kmh(s.p1_lat, s.p1_lng, s.p1_t, s.n1_lat, s.n1_lng, s.n1_t)
+                  WHEN s.v_prev IS NULL
+                    THEN state_implied_kmh(s.n1_lat, s.n1_lng, s.n1_t, s.n2_lat, s.n2_lng, s.n2_t)
+                  ELSE state_implied_kmh(s.p2_lat, s.p2_lng, s.p2_t, s.p1_lat, s.p1_lng, s.p1_t)
+                END <= %(max_kmh)s) AS is_jump
+      FROM speeds s
+)
+INSERT INTO state_position_history ({_COLUMNS}, verdict, reason)
+SELECT {", ".join(f"x.{c.strip()}" for c in _COLUMNS.split(","))},
+       coalesce(x.base, CASE WHEN x.is_jump THEN 'jump' ELSE 'ok' END),
+       CASE x.base
+         WHEN 'invalid' THEN 'lat/lng out of range'
+         WHEN 'zero' THEN '0,0: no position (expired or unfixed device)'
+         WHEN 'future' THEN format('dated %%s s after its arrival',
+                                   round(date_part('epoch', x.occurred_at - x.received_at)))
+         WHEN 'duplicate' THEN format('same device time as parsed #%%s', x.first_id)
+         WHEN 'approximate' THEN x.position_type || ' position'
+         ELSE CASE WHEN x.is_jump THEN format('implied %%s km/h from the previous fix, %%s km/h to the next',
+                                              coalesce(round(x.v_prev)::text, '-'),
+                                              coalesce(round(x.v_next)::text, '-'))
+                   ELSE '' END
+       END
+  FROM judged x
+"""
+
+
 def history_rebuild(*, where: str, params: dict[str, Any], delete_where: str | None) -> int:
     """Replay: drop the history rows matching `delete_where` (alias h; None: the table was just emptied) and
-    rebuild them from events_parsed rows matching `where` (alias p), verdicts computed in the same statement.
-    Only for a scope whose verdicts need no neighbours outside it (whole devices); narrower scopes go through
-    history_refresh + verdicts_recompute."""
+    rebuild them from events_parsed rows matching `where` (alias p), verdicts computed in the same statement
+    (_REBUILD: the rules of _verdicts, planned for a whole table). Only for a scope whose verdicts need no
+    neighbours outside it (whole devices); narrower scopes go through history_refresh + verdicts_recompute."""
     with connection.cursor() as cursor:
         if delete_where is not None:
             cursor.execute(f"DELETE FROM state_position_history h WHERE {delete_where}", params)
-        cursor.execute(
-            f"WITH fixes AS ({_fixes_from_parsed(where)}), {_verdicts(_COLUMNS)}"
-            f" INSERT INTO state_position_history ({_COLUMNS}, verdict, reason)"
-            f" SELECT {_COLUMNS}, verdict, reason FROM verdicts",
-            {**params, **_params()},
-        )
+        # One statement over every fix: its sorts in memory rather than in temporary files, and no JIT compilation
+        # (seconds of it, for a statement run once); the settings are put back for the rest of the transaction.
+        cursor.execute("SELECT current_setting('work_mem'), current_setting('jit')")
+        before = cursor.fetchone()
+        cursor.execute("SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)", [REBUILD_WORK_MEM])
+        cursor.execute(_REBUILD.format(fixes=_fixes_from_parsed(where)), {**params, **_params()})
         rebuilt: int = cursor.rowcount
+        cursor.execute("SELECT set_config('work_mem', %s, true), set_config('jit', %s, true)", before)
         return rebuilt
 
 

@@ -71,6 +71,12 @@ SELECT (SELECT count(*) FROM events_raw_pending),
        (SELECT count(*) FROM state_projection_pending WHERE failed_at IS NULL)
 """
 
+# Map matching trails the fleet by design (windows settle first) and runs niced in the cron role: its work-list is
+# reported apart, as the fixes waiting and the age of the oldest.
+MATCH_SQL = """
+SELECT count(*), extract(epoch FROM now() - min(occurred_at)) FROM geo_match_pending WHERE failed_at IS NULL
+"""
+
 ERRORS_SQL = """
 SELECT (SELECT count(*) FROM events_raw WHERE status = 'failed'),
        (SELECT count(*) FROM state_projection_pending WHERE failed_at IS NOT NULL),
@@ -100,9 +106,12 @@ class Trial:
     drained_s: float | None
     worker_rss_mb: float
     worker_cpu_s: float
+    cron_cpu_s: float
     postgres_cpu_s: float
     db_growth_mb_per_h: float
     db_bytes_per_fix: float
+    match_waiting: int
+    match_oldest_s: float
     errors: int
     error_detail: dict[str, int]
     held: bool
@@ -260,15 +269,24 @@ class Command(BaseCommand):
                 )
             )  # fmt: skip
             worker = stack.enter_context(bench.role("worker", "--no-migrate", url=url, **env))
-            stack.enter_context(bench.role("cron", "--no-wait", url=url, **env))
+            cron = stack.enter_context(bench.role("cron", "--no-wait", url=url, **env))
             bench.wait_http(base + "/health/gateway")
             bench.wait_listening(info)
-            return self._drive(vehicles, opts, url=url, info=info, base=base, token=token[0], worker_pgid=worker.pid)
+            return self._drive(
+                vehicles,
+                opts,
+                url=url,
+                info=info,
+                base=base,
+                token=token[0],
+                worker_pgid=worker.pid,
+                cron_pgid=cron.pid,
+            )
         raise AssertionError("unreachable")  # pragma: no cover  (the ExitStack never swallows)
 
     def _drive(
         self, vehicles: int, opts: dict[str, Any], *, url: str, info: dict[str, Any], base: str, token: str,
-        worker_pgid: int,
+        worker_pgid: int, cron_pgid: int,
     ) -> Trial:  # fmt: skip
         every, minutes = opts["every"], opts["minutes"]
         stop = threading.Event()
@@ -286,6 +304,7 @@ class Command(BaseCommand):
             with psycopg.connect(**info) as conn:
                 size_at = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
             cpu0 = _group_rss_and_cpu(worker_pgid)[1]
+            cron0 = _group_rss_and_cpu(cron_pgid)[1]
             pg_cpu0 = _postgres_cpu_s(info)
             since = None
             fixes0 = 0
@@ -303,6 +322,7 @@ class Command(BaseCommand):
                         since = now
                         fixes0 = simulator.stats["fixes"]
                         cpu0 = _group_rss_and_cpu(worker_pgid)[1]
+                        cron0 = _group_rss_and_cpu(cron_pgid)[1]
                         pg_cpu0 = _postgres_cpu_s(info)
                         with psycopg.connect(**info) as conn:
                             size_at = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
@@ -316,6 +336,7 @@ class Command(BaseCommand):
             finished = time.time()
             fixes = simulator.stats["fixes"] - fixes0
             cpu1 = _group_rss_and_cpu(worker_pgid)[1]
+            cron1 = _group_rss_and_cpu(cron_pgid)[1]
             pg_cpu1 = _postgres_cpu_s(info)
             drained = self._drained(info, timeout=max(opts["drain_s"], 120.0))
         assert since is not None  # the warm-up is shorter than the run
@@ -325,6 +346,7 @@ class Command(BaseCommand):
             parse_p95 = conn.execute(PARSE_LAG_SQL, {"since": since_ts}).fetchone()[0]
             size1 = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
             failed_raw, parked, failed_jobs = _one(conn, ERRORS_SQL)
+            match_waiting, match_oldest = _one(conn, MATCH_SQL)
         hours = (finished - since) / 3600
         detail = {
             "push_retries": poster.stats["retries"],
@@ -349,9 +371,12 @@ class Command(BaseCommand):
             drained_s=drained,
             worker_rss_mb=peak_rss,
             worker_cpu_s=cpu1 - cpu0,
+            cron_cpu_s=cron1 - cron0,
             postgres_cpu_s=pg_cpu1 - pg_cpu0,
             db_growth_mb_per_h=(size1 - size_at) / 2**20 / hours,
             db_bytes_per_fix=(size1 - size_at) / max(fixes, 1),
+            match_waiting=int(match_waiting),
+            match_oldest_s=float(match_oldest or 0.0),
             errors=errors,
             error_detail=detail,
             held=lag_p95 < opts["goal_ms"] and drained is not None and drained <= opts["drain_s"] and errors == 0,
