@@ -133,15 +133,18 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise CommandError(f"nothing answered on {url}")
 
 
-def wait_listening(info: dict[str, Any], timeout: float = 60) -> None:
-    """Wait until a worker role's LISTEN connection is open on the database of `info`."""
+def wait_listening(info: dict[str, Any], timeout: float = 60, *, count: int = 1) -> None:
+    """Wait until `count` worker roles' LISTEN connections are open on the database of `info`."""
     deadline = time.monotonic() + timeout
     with psycopg.connect(**info) as conn:
         while time.monotonic() < deadline:
-            if conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND application_name = 'fleet-worker' AND query LIKE 'LISTEN %'"
-            ).fetchone()[0]:
+            if (
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND application_name = 'fleet-worker' AND query LIKE 'LISTEN %'"
+                ).fetchone()[0]
+                >= count
+            ):
                 return
             time.sleep(0.05)
     raise TimeoutError("the worker never started listening")

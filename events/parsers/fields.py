@@ -36,6 +36,11 @@ EPOCH_MS_ABOVE = 10**11
 _ON = {"1", "on", "true", "yes", "acc_on"}
 _OFF = {"0", "off", "false", "no", "acc_off"}
 _POSITION_TYPES = {"1": "gps", "2": "lbs", "3": "wifi", "gps": "gps", "lbs": "lbs", "wifi": "wifi", "beacon": "beacon"}
+# The fast paths below answer the shapes nearly every item has exactly as the general code does (a number as a
+# plain int, a padded time); anything else takes the general code.
+_POSITION_TYPE_CODES = {1: "gps", 2: "lbs", 3: "wifi"}
+_EXACT_INT = 2**53  # ints below this convert to float and back unchanged
+_ZONED_TAIL = re.compile(r"[-+Zz]")  # after the date: the start of a zone
 
 
 def shown(value: Any, limit: int = 40) -> str:
@@ -144,6 +149,8 @@ def to_heading(value: Any) -> float | None:
 
 def to_on_off(value: Any) -> bool:
     """ACC and flags: 0/1, "0"/"1", "ON"/"OFF", "ACC_ON"/"ACC_OFF", true/false (Q3)."""
+    if type(value) is int and value in (0, 1):
+        return value == 1
     _require(value)
     if isinstance(value, bool):
         return value
@@ -157,6 +164,8 @@ def to_on_off(value: Any) -> bool:
 
 def to_retransmitted(value: Any) -> bool:
     """gpsMode: 0 real-time, 1 re-uploaded from the device's buffer (Q7)."""
+    if type(value) is int and -_EXACT_INT < value < _EXACT_INT:
+        return value == 1
     return not is_blank(value) and to_int(value) == 1
 
 
@@ -184,6 +193,8 @@ def to_lower_text(value: Any) -> str:
 
 def to_position_type(value: Any) -> str:
     """posType "GPS" (location API) ↔ 1 (track API) ↔ postType 1 (IoT Hub) — Q3."""
+    if type(value) is int and value in _POSITION_TYPE_CODES:
+        return _POSITION_TYPE_CODES[value]
     key = to_text(value).lower()
     if key not in _POSITION_TYPES:
         raise ValueError(f"unknown position type {shown(value)}")
@@ -216,6 +227,16 @@ def _from_epoch(value: Any) -> datetime:
 
 def to_time(value: Any, *, allow_date: bool = False) -> datetime:
     """Any Jimi time → aware UTC. A time without a zone is UTC (Jimi convention, Q1)."""
+    if type(value) is str:
+        text = value.strip()
+        if len(text) > 10 and text[4] == "-":  # "yyyy-…": no epoch number; padded times and ISO-8601
+            try:
+                if _ZONED_TAIL.search(text, 10) is None:  # no zone: UTC, parsed as such (cheaper than replace())
+                    return datetime.fromisoformat(text + "+00:00")
+                moment = datetime.fromisoformat(text)
+                return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            except ValueError:
+                pass  # the general path below decides
     _require(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _from_epoch(value)

@@ -1,9 +1,15 @@
-"""Push → live position visible, with a real gateway and worker on a scratch database. Last line is JSON.
+"""Push → live position visible, with a real gateway and worker on a scratch database, against the floor of the
+machinery it runs on. Last line is JSON.
 
 Measured server-side: for every push, from its events_raw.received_at (the gateway's INSERT) to the moment the
 positions projector wrote the live-position row for that fix (state_live_positions.updated_at, clock_timestamp()
 at the write; a committed row is visible microseconds later). A row-level trigger on the scratch database logs
 each write, because the next fix of the same device overwrites the row.
+
+The floor, in the same run and with the same worker: two hops with the work taken out (devtools/tasks.py). A row
+inserted at the same rate wakes a job on the parse queue through a deferred trigger and fleet_wake_once, which
+writes one row; that row's trigger wakes a job on the project queue, which writes one row. From the first INSERT's
+now() to the second write's clock_timestamp(), like the real path.
 """
 
 from __future__ import annotations
@@ -44,6 +50,38 @@ SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.95) WI
 """
 
 
+# The floor's two hops (devtools/tasks.py), on the scratch database only: each table's row trigger puts a work-list
+# row down and wakes the next hop's job exactly as events_raw's and events_parsed's triggers do.
+FLOOR_SQL = """
+CREATE TABLE bench_hop_in (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE bench_hop_pending_1 (id bigint PRIMARY KEY);
+CREATE TABLE bench_hop_mid (id bigint PRIMARY KEY);
+CREATE TABLE bench_hop_pending_2 (id bigint PRIMARY KEY);
+CREATE TABLE bench_hop_out (id bigint PRIMARY KEY, written_at timestamptz NOT NULL);
+CREATE FUNCTION bench_hop_1_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bench_hop_pending_1 VALUES (NEW.id);
+    PERFORM fleet_wake_once('parse', 'devtools.bench_hop_1');
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER bench_hop_1_wake AFTER INSERT ON bench_hop_in DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION bench_hop_1_wake();
+CREATE FUNCTION bench_hop_2_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bench_hop_pending_2 VALUES (NEW.id);
+    PERFORM fleet_wake_once('project', 'devtools.bench_hop_2');
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER bench_hop_2_wake AFTER INSERT ON bench_hop_mid DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION bench_hop_2_wake();
+"""
+
+FLOOR_LATENCY_SQL = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY ms), count(*)
+  FROM (SELECT extract(epoch FROM o.written_at - i.at) * 1000 AS ms
+          FROM bench_hop_in i JOIN bench_hop_out o ON o.id = i.id) t
+"""
+
 # The first hop alone (push → parsed), to tell the parser's share from the projector's.
 PARSE_SQL = """
 SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)
@@ -76,6 +114,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--rate", type=float, default=50.0, help="pushes per second")
         parser.add_argument("--seconds", type=int, default=30)
+        parser.add_argument("--floor-seconds", type=int, default=15, help="length of the floor's run, same rate")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         with bench.scratch_database(prefix="fleet_bench_fresh") as url:
@@ -83,6 +122,7 @@ class Command(BaseCommand):
             seed_source(info)
             with psycopg.connect(**info) as conn:
                 conn.execute(LIVE_LOG_SQL)
+                conn.execute(FLOOR_SQL)
                 # The fleet exists already: provisioning is not what this measures.
                 account = conn.execute("SELECT id FROM domain_accounts WHERE name = 'bench'").fetchone()[0]
                 for imei in IMEIS:
@@ -92,19 +132,24 @@ class Command(BaseCommand):
                         " VALUES (%s, %s, '', '', '', '', 'provisioned', now(), '', now())",
                         [imei, account],
                     )
-            pushes = self._push(url, info, rate=opts["rate"], seconds=opts["seconds"])
+            pushes = self._push(url, info, rate=opts["rate"], seconds=opts["seconds"], floor_s=opts["floor_seconds"])
             with psycopg.connect(**info) as conn:
                 latency = conn.execute(LATENCY_SQL).fetchone()
                 parse = conn.execute(PARSE_SQL).fetchone()
+                floor = conn.execute(FLOOR_LATENCY_SQL).fetchone()
         # Aggregates without GROUP BY: one row each.
         assert latency is not None
         assert parse is not None
+        assert floor is not None
         p50, p95, p99, worst, n = latency
         parse_p50, parse_p95 = parse
+        floor_p50, floor_p95, floor_n = floor
         self.stdout.write(
             f"push→live position at {opts['rate']:.0f} pushes/s: p50 {p50:.1f} ms, p95 {p95:.1f} ms,"
             f" p99 {p99:.1f} ms, max {worst:.1f} ms over {n} of {pushes} pushes (server-side: raw received_at →"
-            f" live row written); of which push→parsed p50 {parse_p50:.1f} ms, p95 {parse_p95:.1f} ms"
+            f" live row written); of which push→parsed p50 {parse_p50:.1f} ms, p95 {parse_p95:.1f} ms; floor (two"
+            f" LISTEN-woken hops writing one row each, same worker, same rate) p50 {floor_p50:.1f} ms,"
+            f" p95 {floor_p95:.1f} ms over {floor_n} rows"
         )
         self.stdout.write(
             json.dumps(
@@ -115,11 +160,15 @@ class Command(BaseCommand):
                     "pushes": pushes,
                     "measured": n,
                     "rate": opts["rate"],
+                    "parse_p95_ms": round(parse_p95, 2),
+                    "floor_p50_ms": round(floor_p50, 2),
+                    "floor_p95_ms": round(floor_p95, 2),
+                    "floor_ratio": round(p95 / floor_p95, 2),
                 }
             )
         )
 
-    def _push(self, url: str, info: dict[str, Any], *, rate: float, seconds: int) -> int:
+    def _push(self, url: str, info: dict[str, Any], *, rate: float, seconds: int, floor_s: int) -> int:
         port = bench.free_port()
         base = f"http://127.0.0.1:{port}"
         with (
@@ -139,7 +188,23 @@ class Command(BaseCommand):
                 at = datetime.now(UTC) - timedelta(seconds=1)
                 accepted += session.post(push_url, data=_body(n, at), headers=headers).status_code == 200
             self._wait_projected(info, accepted, timeout=60)
+            self._floor(info, rate=rate, seconds=floor_s)
         return accepted
+
+    @staticmethod
+    def _floor(info: dict[str, Any], *, rate: float, seconds: int) -> None:
+        """The floor's rows, paced like the pushes, each in its own transaction (as a push is)."""
+        count = int(rate * seconds)
+        with psycopg.connect(**info) as conn:
+            start = time.monotonic()
+            for n in range(count):
+                time.sleep(max(0.0, start + n / rate - time.monotonic()))
+                conn.execute("INSERT INTO bench_hop_in DEFAULT VALUES")
+            deadline = time.monotonic() + 60
+            while conn.execute("SELECT count(*) FROM bench_hop_out").fetchone()[0] < count:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the floor's rows did not all come through within 60 s")
+                time.sleep(0.1)
 
     @staticmethod
     def _wait_projected(info: dict[str, Any], count: int, timeout: float) -> None:
