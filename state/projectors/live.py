@@ -62,13 +62,21 @@ def live_positions_refresh(*, device_ids: Sequence[int]) -> None:
 
 
 def live_positions_rebuild_all() -> None:
-    """Replay: every device's row from history in one statement."""
+    """Replay: every device's row from history in one statement. The devices are walked on history's (device,
+    time) index, one probe for the next device and one for its latest ok fix each, not by sorting all history."""
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE state_live_positions")
         cursor.execute(
-            f"INSERT INTO state_live_positions (device_id, {_COLUMNS}, updated_at)"
-            f" SELECT DISTINCT ON (h.device_id) h.device_id, {', '.join('h.' + c for c in _COLUMNS.split(', '))},"
-            "        clock_timestamp()"
-            "   FROM state_position_history h WHERE h.verdict = 'ok'"
-            "  ORDER BY h.device_id, h.occurred_at DESC, h.parsed_id DESC"
+            "WITH RECURSIVE d AS ("
+            "   SELECT min(device_id) AS id FROM state_position_history"
+            "   UNION ALL"
+            "   SELECT (SELECT min(h.device_id) FROM state_position_history h WHERE h.device_id > d.id)"
+            "     FROM d WHERE d.id IS NOT NULL)"
+            f" INSERT INTO state_live_positions (device_id, {_COLUMNS}, updated_at)"
+            f" SELECT d.id, {', '.join('f.' + c for c in _COLUMNS.split(', '))}, clock_timestamp()"
+            "   FROM d CROSS JOIN LATERAL ("
+            f"       SELECT {', '.join('h.' + c for c in _COLUMNS.split(', '))}"
+            "         FROM state_position_history h WHERE h.device_id = d.id AND h.verdict = 'ok'"
+            "        ORDER BY h.occurred_at DESC, h.parsed_id DESC LIMIT 1) f"
+            "  WHERE d.id IS NOT NULL"
         )

@@ -1,5 +1,6 @@
 """Replay rate: generate N position events (~80 devices over 90 days) straight into events_parsed, time a full
-`manage.py replay` on a scratch database. Last line is JSON: events, seconds, events_per_s."""
+`manage.py replay` on a scratch database, and its ceiling in the same run: the same rows written with no folding.
+Last line is JSON: events, seconds, events_per_s, ceiling_events_per_s, ratio."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import psycopg
 from django.core.management.base import BaseCommand, CommandError
 
 from devtools import bench
+from state.projectors.history import _COLUMNS as HISTORY_COLUMNS
+from state.projectors.history import _fixes_from_parsed as history_fixes
 
 DEVICES = 80
 DAYS = 90
@@ -50,6 +53,42 @@ SELECT n, at, 'position_fix', %(account)s, (%(device_ids)s::bigint[])[dev + 1], 
 """
 
 
+# The ceiling: the rows the replay wrote (history, live positions, trips, parking events), as many of each, written
+# into empty copies of their tables (same columns, partitions, indexes and constraints) by trivial INSERT … SELECTs
+# from events_parsed, in one transaction: every fix becomes a history row with the same fields read from its payload
+# and the same point, but no verdict windows; each device's latest row its live position; the first fixes as many
+# trips and parking events as the fold made, with no fold.
+CEILING_TABLES = (
+    ("bench_ceiling_history", "state_position_history"),
+    ("bench_ceiling_live", "state_live_positions"),
+    ("bench_ceiling_trips", "state_trips"),
+    ("bench_ceiling_parking", "state_parking_events"),
+)
+# The history rows exactly as the rebuild reads them from events_parsed (fields, point), with no verdict windows.
+HISTORY_ROWS = f"SELECT {HISTORY_COLUMNS}, 'ok', '' FROM ({history_fixes('true')}) x"
+FIRST_FIXES = f"SELECT x.* FROM ({history_fixes('true')}) x ORDER BY x.parsed_id LIMIT %({{n}})s"
+CEILING_SQL = (
+    f"INSERT INTO bench_ceiling_history ({HISTORY_COLUMNS}, verdict, reason) {HISTORY_ROWS}",
+    # One probe per device on the copy's (device, time) index, as the rebuild's.
+    "WITH RECURSIVE d AS (SELECT min(device_id) AS id FROM bench_ceiling_history UNION ALL"
+    " SELECT (SELECT min(h.device_id) FROM bench_ceiling_history h WHERE h.device_id > d.id) FROM d"
+    " WHERE d.id IS NOT NULL)"
+    " INSERT INTO bench_ceiling_live (device_id, parsed_id, occurred_at, received_at, point, speed_kmh, heading,"
+    " ignition, satellites, battery_pct, updated_at)"
+    " SELECT d.id, f.parsed_id, f.occurred_at, f.received_at, f.point, f.speed_kmh, f.heading, f.ignition,"
+    " f.satellites, f.battery_pct, clock_timestamp() FROM d CROSS JOIN LATERAL (SELECT * FROM bench_ceiling_history h"
+    " WHERE h.device_id = d.id ORDER BY h.occurred_at DESC LIMIT 1) f WHERE d.id IS NOT NULL LIMIT %(live)s",
+    "INSERT INTO bench_ceiling_trips (device_id, source, started_at, ended_at, closed, end_reason, start_point,"
+    " end_point, distance_m, duration_s, max_speed_kmh, avg_speed_kmh, idle_s, fixes, recorded_at)"
+    " SELECT f.device_id, 'derived', f.occurred_at, f.occurred_at, true, 'stop', f.point, f.point, 0, 0, 0, 0, 0, 1,"
+    f" clock_timestamp() FROM ({FIRST_FIXES.format(n='trips')}) f ON CONFLICT DO NOTHING",
+    "INSERT INTO bench_ceiling_parking (device_id, source, mode, started_at, ended_at, closed, duration_s, point,"
+    " address)"
+    " SELECT f.device_id, 'derived', 'parking', f.occurred_at, f.occurred_at, true, 0, f.point, ''"
+    f" FROM ({FIRST_FIXES.format(n='parking')}) f ON CONFLICT DO NOTHING",
+)
+
+
 class Command(BaseCommand):
     help = "Benchmark a full replay of N generated position events. Last line is JSON."
 
@@ -71,10 +110,54 @@ class Command(BaseCommand):
             with psycopg.connect(**info) as conn:
                 trips = conn.execute("SELECT count(*) FROM state_trips").fetchone()[0]
                 verdicts = dict(conn.execute("SELECT verdict, count(*) FROM state_position_history GROUP BY 1"))
+            ceiling = self._ceiling(info)
+        rate = replayed / seconds
         self.stdout.write(f"replayed {replayed} events in {seconds:.1f}s: {trips} trips, verdicts {verdicts}")
         self.stdout.write(
-            json.dumps({"events": replayed, "seconds": round(seconds, 2), "events_per_s": round(replayed / seconds)})
+            f"ceiling: the same {ceiling['rows']} rows by INSERT … SELECT, no folding, in {ceiling['seconds']:.1f}s"
         )
+        self.stdout.write(
+            json.dumps(
+                {
+                    "events": replayed,
+                    "seconds": round(seconds, 2),
+                    "events_per_s": round(rate),
+                    "ceiling_seconds": round(ceiling["seconds"], 2),
+                    "ceiling_events_per_s": round(replayed / ceiling["seconds"]),
+                    "ratio": round(ceiling["seconds"] / seconds, 3),
+                }
+            )
+        )
+
+    @staticmethod
+    def _ceiling(info: dict[str, Any]) -> dict[str, float]:
+        with psycopg.connect(**info) as conn:
+            for copy, table in CEILING_TABLES:
+                partitioned = conn.execute(
+                    "SELECT relkind = 'p' FROM pg_class WHERE oid = %s::regclass", [table]
+                ).fetchone()[0]
+                conn.execute(
+                    f"CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)"
+                    + (" PARTITION BY RANGE (occurred_at)" if partitioned else "")
+                )
+                for name, bound in conn.execute(
+                    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+                    " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+                    [table],
+                ).fetchall():
+                    conn.execute(f"CREATE TABLE bench_ceiling_{name} PARTITION OF {copy} {bound}")
+            counts = {
+                "live": conn.execute("SELECT count(*) FROM state_live_positions").fetchone()[0],
+                "trips": conn.execute("SELECT count(*) FROM state_trips").fetchone()[0],
+                "parking": conn.execute("SELECT count(*) FROM state_parking_events").fetchone()[0],
+            }
+            started = time.monotonic()
+            rows = 0
+            with conn.transaction():
+                for sql in CEILING_SQL:
+                    rows += conn.execute(sql, counts).rowcount
+            seconds = time.monotonic() - started
+        return {"seconds": seconds, "rows": rows}
 
     @staticmethod
     def _generate(info: dict[str, Any], events: int) -> None:
