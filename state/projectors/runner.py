@@ -49,6 +49,16 @@ class Pending:
 Fold = Callable[[Sequence[Pending]], None]
 
 
+def _waiter_lock(projector: str) -> bool:
+    """The projector's one waiting place, for the current transaction: False when another woken job holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('fleet.projector-waiter:' || %s, 0))", [projector]
+        )
+        taken: bool = cursor.fetchone()[0]
+        return taken
+
+
 def projector_lock(projector: str, *, wait: bool = True) -> bool:
     """Serialise the batches (and replays) of one projector, for the current transaction. With wait=False, give
     up at once when another batch holds it (a sweep need not queue behind the woken job: that one drains)."""
@@ -136,12 +146,21 @@ def _poisoned_requeue(projector: str, poisoned: list[tuple[Pending, BaseExceptio
         )
 
 
-def projector_batch(projector: str, fold: Fold, *, limit: int, wait: bool = True) -> int:
+def projector_batch(
+    projector: str, fold: Fold, *, limit: int, wait: bool = True, as_waiter: bool = False
+) -> int | None:
     """Claim and fold one batch; returns how many work-list rows it consumed (0: nothing due or busy).
+
+    `as_waiter` (a woken job's first batch): queue for the projector's lock only if no other woken job is queueing
+    for it already, else return None at once. That job will drain, pass the barrier and drain again after it gets
+    the lock, which covers every writer this job was woken for: so one job at most waits per projector, and the
+    others free their worker slots (for parsing) instead of each holding one while they wait.
 
     Folding a part of a batch and then the rest gives the state folding all of it gives (projectors re-fold
     whole device windows from the tables), which is what lets a failing batch be bisected."""
     with transaction.atomic():
+        if as_waiter and not _waiter_lock(projector):
+            return None
         if not projector_lock(projector, wait=wait):
             return 0
         claimed, pending = projector_claim(projector, limit=limit)
@@ -181,11 +200,16 @@ def projection_failures_requeue(*, ids: list[int]) -> int:
         return requeued
 
 
-def _drain_once(projector: str, fold: Fold, batch_size: int, deadline: float, *, wait: bool = True) -> tuple[int, bool]:
-    """Fold batches until nothing is due (True) or the job's time is up (False)."""
+def _drain_once(
+    projector: str, fold: Fold, batch_size: int, deadline: float, *, wait: bool = True, as_waiter: bool = False
+) -> tuple[int, bool] | None:
+    """Fold batches until nothing is due (True) or the job's time is up (False); None: another woken job waits for
+    the projector (`as_waiter`) and drains in this one's place."""
     done = 0
     while time.monotonic() < deadline:
-        n = projector_batch(projector, fold, limit=batch_size, wait=wait)
+        n = projector_batch(projector, fold, limit=batch_size, wait=wait, as_waiter=as_waiter and not done)
+        if n is None:
+            return None
         if not n:
             return done, True
         done += n
@@ -200,9 +224,16 @@ def projector_drain(
     (JOB_TIME_BUDGET_S) and queues a successor, so a worker asked to stop never waits long for it."""
     deadline = time.monotonic() + (budget_s if budget_s is not None else settings.JOB_TIME_BUDGET_S)
     done = 0
+    first = True
     while True:
-        # Only the woken job, which passes the barrier, must queue for the lock; a sweep backs off.
-        n, empty = _drain_once(projector, fold, batch_size, deadline, wait=woken)
+        # Only the woken job, which passes the barrier, must queue for the lock; a sweep backs off. A woken job
+        # whose first batch finds another woken job queueing for the lock leaves the work to it.
+        outcome = _drain_once(projector, fold, batch_size, deadline, wait=woken, as_waiter=woken and first)
+        first = False
+        if outcome is None:
+            log.info("project.handed_over", projector=projector)
+            return done
+        n, empty = outcome
         done += n
         if not empty:
             wake_requeue(queue="project", task=wake_task)
@@ -210,7 +241,9 @@ def projector_drain(
         if not woken:
             return done
         wake_barrier(task=wake_task)
-        more, empty = _drain_once(projector, fold, batch_size, deadline)
+        again = _drain_once(projector, fold, batch_size, deadline)
+        assert again is not None  # not as a waiter: never handed over
+        more, empty = again
         done += more
         if not empty:
             wake_requeue(queue="project", task=wake_task)
