@@ -118,7 +118,7 @@ _LIVE = """
 WITH on_duty AS (
     SELECT DISTINCT ON (da.vehicle_id) da.vehicle_id, dr.name
       FROM domain_driver_assignments da JOIN domain_drivers dr ON dr.id = da.driver_id
-     WHERE da.period @> %(now)s::timestamptz
+     WHERE da.period @> %(now)s::timestamptz {only_duty}
      ORDER BY da.vehicle_id, lower(da.period) DESC
 )
 SELECT DISTINCT ON (coalesce(v.id, -d.id))
@@ -132,11 +132,11 @@ SELECT DISTINCT ON (coalesce(v.id, -d.id))
            AS distance_m
   FROM domain_devices d
   JOIN domain_accounts a ON a.id = d.account_id
-  LEFT JOIN domain_vehicles v ON v.id = d.vehicle_id
+  LEFT JOIN domain_vehicles v ON v.id = d.vehicle_id {only_v}
   LEFT JOIN domain_cost_centres cc ON cc.id = v.cost_centre_id
   LEFT JOIN domain_assigned_cities ac ON ac.id = v.assigned_city_id
-  LEFT JOIN state_live_positions l ON l.device_id = d.id
-  LEFT JOIN state_devices s ON s.device_id = d.id
+  LEFT JOIN state_live_positions l ON l.device_id = d.id {only_l}
+  LEFT JOIN state_devices s ON s.device_id = d.id {only_s}
   LEFT JOIN on_duty duty ON duty.vehicle_id = v.id
  WHERE d.lifecycle IN ('active', 'suspended', 'provisioned') {filters}
  ORDER BY coalesce(v.id, -d.id), l.occurred_at DESC NULLS LAST,
@@ -146,20 +146,29 @@ SELECT DISTINCT ON (coalesce(v.id, -d.id))
 
 @dataclass(frozen=True)
 class VehicleKeys:
-    """Some vehicles of a view: vehicles by id, and devices without a vehicle (each its own row) by device id."""
+    """Some vehicles of a view: vehicles by id, devices without a vehicle (each its own row) by device id, and every
+    device of both (what the query reads: each table is then read by its key, not scanned)."""
 
     vehicle_ids: tuple[int, ...] = ()
     lone_device_ids: tuple[int, ...] = ()
+    device_ids: tuple[int, ...] = ()
 
-    def where(self) -> tuple[str, dict[str, Any]]:
+    def restrictions(self) -> tuple[dict[str, str], dict[str, Any]]:
+        """The _LIVE query's placeholders that read only these, and their parameters."""
+        devices = "= ANY(%(only_devices)s)"
         return (
-            " AND (d.vehicle_id = ANY(%(only_vehicles)s) OR (d.vehicle_id IS NULL AND d.id = ANY(%(only_devices)s)))",
-            {"only_vehicles": list(self.vehicle_ids), "only_devices": list(self.lone_device_ids)},
+            {
+                "only_d": f" AND d.id {devices}",
+                "only_v": " AND v.id = ANY(%(only_vehicles)s)",
+                "only_l": f" AND l.device_id {devices}",
+                "only_s": f" AND s.device_id {devices}",
+                "only_duty": " AND da.vehicle_id = ANY(%(only_vehicles)s)",
+            },
+            {"only_vehicles": list(self.vehicle_ids), "only_devices": list(self.device_ids)},
         )
 
-    def feature_ids(self) -> list[int | str]:
-        """The ids their features carry (`_feature`: the vehicle id, or "device-<id>")."""
-        return [*self.vehicle_ids, *(f"device-{d}" for d in self.lone_device_ids)]
+
+_UNRESTRICTED = {"only_d": "", "only_v": "", "only_l": "", "only_s": "", "only_duty": ""}
 
 
 def live_vehicle_rows(
@@ -172,9 +181,10 @@ def live_vehicle_rows(
     """One row per vehicle (the dedup rule above); the last column is the distance in metres from `origin`
     (lat, lng) by the database's great-circle function, or null without an origin. `only`: just these vehicles."""
     conditions, params = filters.where()
+    restrictions = _UNRESTRICTED
     if only is not None:
-        restriction, only_params = only.where()
-        conditions += restriction
+        restrictions, only_params = only.restrictions()
+        conditions += restrictions["only_d"]
         params.update(only_params)
     lat, lng = origin if origin is not None else (None, None)
     params.update(now=now, classes=[c.upper() for c in settings.DEVICE_CLASS_PRIORITY], origin_lat=lat, origin_lng=lng)
@@ -185,7 +195,7 @@ def live_vehicle_rows(
             "SELECT current_setting('TimeZone'), set_config('TimeZone', %s, true)", [settings.DISPLAY_TIME_ZONE]
         )
         zone = cursor.fetchone()[0]
-        query = _LIVE.format(filters=conditions)
+        query = _LIVE.format(filters=conditions, **restrictions)
         if origin is not None:  # nearest first (the dispatch view)
             query = f"SELECT * FROM ({query}) AS live ORDER BY distance_m NULLS LAST"
         cursor.execute(query, params)

@@ -149,8 +149,10 @@ SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, pg_snapshot_xmin(p
 
 
 def _widen(xid32: int, reference: int) -> int:
-    """The 64-bit transaction id of a 32-bit one no more than 2^31 ids before `reference` (a 64-bit id)."""
-    return reference - (((reference & _M32) - xid32) & _M32)
+    """The 64-bit transaction id of a 32-bit one less than 2^31 ids before or after `reference` (a 64-bit id): a
+    transaction still running may have taken its id after the snapshot's next id was read."""
+    behind = ((reference & _M32) - xid32 + (1 << 31)) % (1 << 32) - (1 << 31)
+    return reference - behind
 
 
 def horizon() -> int:
@@ -221,21 +223,18 @@ _STATS = (
     + " UNION ALL SELECT 'next_xid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint, false"
 )
 
-# Per device: the digest of the key set (XOR of the keys' 64-bit hashes) and the rows changed since the horizon.
-_KEYED = """
+# One scan of a table keyed by device: its rows, the digest of its key set (XOR of the keys' 64-bit hashes), the rows
+# changed since the horizon, and the moments a device's state or freshness changes with no new data
+# (state_flip_ages) read off a time column: per age, the devices whose moment falls between the cursor and now (the
+# column between both less the age), and the first moment after now (the column's first value after now less the
+# age, plus the age).
+_SCAN = """
 SELECT count(*), coalesce(bit_xor(x.k), 0), coalesce(array_agg(x.id) FILTER (WHERE x.newer), '{{}}'),
-       count(*) FILTER (WHERE x.newer), coalesce(bit_xor(x.k) FILTER (WHERE x.newer), 0)
-  FROM (SELECT t.device_id AS id, hashint8extended(t.device_id, 0) AS k,
+       count(*) FILTER (WHERE x.newer), coalesce(bit_xor(x.k) FILTER (WHERE x.newer), 0),
+       coalesce(array_agg(x.id) FILTER (WHERE {crossed}), '{{}}'), {upcoming}
+  FROM (SELECT t.device_id AS id, t.{column} AS at, hashint8extended(t.device_id, 0) AS k,
                age(t.xmin) <= (SELECT age(%(h)s::text::xid)) AS newer
           FROM {table} t) x
-"""
-
-# The moments a device's state or freshness can change with no new data (state_flip_ages): a time column plus each
-# of its ages. Per age, the devices whose moment falls between the cursor and now (the column between both less the
-# age), and the first moment after now (the column's first value after now less the age, plus the age).
-_FLIPS = """
-SELECT coalesce(array_agg(t.device_id) FILTER (WHERE {crossed}), '{{}}'), {upcoming}
-  FROM {table} t
 """
 
 # The driver on duty changes at an assignment's start and end.
@@ -247,25 +246,6 @@ SELECT coalesce(array_agg(DISTINCT vehicle_id) FILTER (
              min(upper(period)) FILTER (WHERE upper(period) > %(now)s))
   FROM domain_driver_assignments
 """
-
-
-def _flips(
-    table: str, column: str, ages: Sequence[float], *, since: datetime | None, now: datetime
-) -> tuple[set[int], list[datetime]]:
-    """(devices of `table` with a moment `column` + age between `since` and now, the first moment after now per
-    age)."""
-    params: dict[str, Any] = {}
-    crossed, upcoming = [], []
-    for i, age in enumerate(ages):
-        params[f"hi{i}"] = now - timedelta(seconds=age)
-        params[f"lo{i}"] = since - timedelta(seconds=age) if since is not None else None
-        crossed.append(f"t.{column} BETWEEN %(lo{i})s::timestamptz AND %(hi{i})s")
-        upcoming.append(f"min(t.{column}) FILTER (WHERE t.{column} > %(hi{i})s)")
-    query = _FLIPS.format(crossed=" OR ".join(crossed), upcoming=", ".join(upcoming), table=table)
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        devices, *firsts = cursor.fetchone()
-    return set(devices), [first + timedelta(seconds=age) for first, age in zip(firsts, ages, strict=True) if first]
 
 
 @dataclass(frozen=True)
@@ -287,11 +267,28 @@ class Keyed:
         return (gone_rows, gone_digest) in ((0, 0), (self.changed_rows, self.changed_digest))
 
 
-def _keyed(table: str, since_xid: int) -> Keyed:
+def _scan(
+    table: str, column: str, ages: Sequence[float], *, since_xid: int, since: datetime | None, now: datetime
+) -> tuple[Keyed, set[int], list[datetime]]:
+    """(the table keyed by device against the horizon `since_xid`; the devices with a moment `column` + age between
+    `since` and now; the first moment after now per age)."""
+    params: dict[str, Any] = {"h": _xid32(since_xid)}
+    crossed, upcoming = [], []
+    for i, age in enumerate(ages):
+        params[f"hi{i}"] = now - timedelta(seconds=age)
+        params[f"lo{i}"] = since - timedelta(seconds=age) if since is not None else None
+        crossed.append(f"x.at BETWEEN %(lo{i})s::timestamptz AND %(hi{i})s")
+        upcoming.append(f"min(x.at) FILTER (WHERE x.at > %(hi{i})s)")
+    query = _SCAN.format(crossed=" OR ".join(crossed), upcoming=", ".join(upcoming), column=column, table=table)
     with connection.cursor() as cursor:
-        cursor.execute(_KEYED.format(table=table), {"h": _xid32(since_xid)})
-        rows, digest, changed, changed_rows, changed_digest = cursor.fetchone()
-    return Keyed(int(rows), int(digest) & _M64, tuple(changed), int(changed_rows), int(changed_digest) & _M64)
+        cursor.execute(query, params)
+        rows, digest, changed, changed_rows, changed_digest, devices, *firsts = cursor.fetchone()
+    keyed = Keyed(int(rows), int(digest) & _M64, tuple(changed), int(changed_rows), int(changed_digest) & _M64)
+    return (
+        keyed,
+        set(devices),
+        [first + timedelta(seconds=age) for first, age in zip(firsts, ages, strict=True) if first],
+    )
 
 
 @dataclass(frozen=True)
@@ -325,18 +322,31 @@ def _slo_digest(status: dict[str, Any]) -> int:
     return _digest({k: v for k, v in status.items() if k != "generated_at"})
 
 
-def _moments(t: StateThresholds, *, since: datetime | None, now: datetime) -> tuple[set[int], set[int], int]:
-    """(devices and vehicles whose state, freshness or driver changed with time alone between `since` and now, the
-    next such moment after now in ms)."""
+@dataclass(frozen=True)
+class Marks:
+    live: Keyed
+    beats: Keyed
+    timed_devices: set[int]  # whose state or freshness changed with time alone between `since` and now
+    timed_vehicles: set[int]  # whose driver on duty did
+    until_ms: int  # the next such moment after now
+
+
+def _marks(t: StateThresholds, *, since_xid: int, since: datetime | None, now: datetime) -> Marks:
+    """The live positions and device summaries against a horizon, and what time alone changes."""
     fix_ages, seen_ages = state_flip_ages(t)
     # The newest of fix and heartbeat passes an age when either does: both are asked (a few more, never fewer).
-    devices, upcoming = _flips(LIVE, "occurred_at", [*fix_ages, *seen_ages], since=since, now=now)
-    beat_devices, beat_upcoming = _flips(BEATS, "last_heartbeat_at", seen_ages, since=since, now=now)
+    live, devices, upcoming = _scan(
+        LIVE, "occurred_at", [*fix_ages, *seen_ages], since_xid=since_xid, since=since, now=now
+    )
+    beats, beat_devices, beat_upcoming = _scan(
+        BEATS, "last_heartbeat_at", seen_ages, since_xid=since_xid, since=since, now=now
+    )
     with connection.cursor() as cursor:
         cursor.execute(_SHIFTS, {"since": since, "now": now})
         vehicles, next_shift = cursor.fetchone()
     upcoming += [*beat_upcoming, *([next_shift] if next_shift is not None else [])]
-    return devices | beat_devices, set(vehicles), _ms(min(upcoming)) if upcoming else _NEVER_MS
+    until_ms = _ms(min(upcoming)) if upcoming else _NEVER_MS
+    return Marks(live, beats, devices | beat_devices, set(vehicles), until_ms)
 
 
 @contextmanager
@@ -406,14 +416,13 @@ def full(scope: bytes, *, now: datetime, build: Callable[[], dict[str, Any]]) ->
     with consistent_read():
         t = StateThresholds.current()
         stats = _stats(horizon_xid)
-        live, beats = _keyed(LIVE, horizon_xid), _keyed(BEATS, horizon_xid)
-        _, _, until_ms = _moments(t, since=None, now=now)
+        marks = _marks(t, since_xid=horizon_xid, since=None, now=now)
         body = build()
     # Thresholds re-read (their cache expired) while building: the cursor cannot say which the payload used.
     domain = _domain_digest(stats, t) if StateThresholds.current() == t else 0
     cursor = _cursor(
-        scope, horizon_xid=horizon_xid, now=now, until_ms=until_ms, domain=domain, slo=body["slo_status"], live=live,
-        beats=beats,
+        scope, horizon_xid=horizon_xid, now=now, until_ms=marks.until_ms, domain=domain, slo=body["slo_status"],
+        live=marks.live, beats=marks.beats,
     )  # fmt: skip
     return body, cursor
 
@@ -460,18 +469,17 @@ def delta(
         domain = _domain_digest(stats, t)
         if domain != since_cursor.domain or any(stats.newer[name] for name in DOMAIN):
             return None
-        live, beats = _keyed(LIVE, since_cursor.horizon), _keyed(BEATS, since_cursor.horizon)
+        marks = _marks(t, since_xid=since_cursor.horizon, since=since_cursor.at, now=now)
         if not (
-            live.nothing_deleted_since(since_cursor.live_rows, since_cursor.live_digest)
-            and beats.nothing_deleted_since(since_cursor.beat_rows, since_cursor.beat_digest)
+            marks.live.nothing_deleted_since(since_cursor.live_rows, since_cursor.live_digest)
+            and marks.beats.nothing_deleted_since(since_cursor.beat_rows, since_cursor.beat_digest)
         ):
             return None
-        timed_devices, timed_vehicles, until_ms = _moments(t, since=since_cursor.at, now=now)
         since = Since(since_cursor.horizon, since_cursor.at)
-        devices = {*live.changed, *beats.changed, *timed_devices}
+        devices = {*marks.live.changed, *marks.beats.changed, *marks.timed_devices}
         for source in _SOURCES:
             devices.update(source.devices(since))
-        keys = _vehicle_keys(devices, timed_vehicles)
+        keys = _vehicle_keys(devices, marks.timed_vehicles)
         matching = (
             live_features(dataclasses.replace(filters, states=()), now=now, only=keys)
             if keys.vehicle_ids or keys.lone_device_ids
@@ -483,21 +491,31 @@ def delta(
     shown = [f for f in matching if not filters.states or f["properties"]["operational_state"] in filters.states]
     gone = [f["id"] for f in matching if filters.states and f["properties"]["operational_state"] not in filters.states]
     cursor = _cursor(
-        scope, horizon_xid=horizon_xid, now=now, until_ms=until_ms, domain=domain, slo=status, live=live,
-        beats=beats,
+        scope, horizon_xid=horizon_xid, now=now, until_ms=marks.until_ms, domain=domain, slo=status,
+        live=marks.live, beats=marks.beats,
     )  # fmt: skip
     return Delta(features=shown, removed=gone, slo_status=status, cursor=cursor, also=extra)
 
 
 def _vehicle_keys(devices: set[int], vehicles: set[int]) -> VehicleKeys:
-    """The vehicles (or lone devices) these devices belong to, with these vehicles."""
+    """The vehicles (or lone devices) these devices belong to, with these vehicles, and all their devices."""
     lone: set[int] = set()
-    if devices:
+    read: set[int] = set()
+    if devices or vehicles:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT id, vehicle_id FROM domain_devices WHERE id = ANY(%s)", [sorted(devices)])
+            # Two index lookups: the devices' vehicles, then every device of those (each by its key).
+            cursor.execute(
+                "SELECT d.id, d.vehicle_id FROM domain_devices d"
+                " WHERE d.id = ANY(%(devices)s) OR d.vehicle_id = ANY(%(vehicles)s || ARRAY("
+                "       SELECT vehicle_id FROM domain_devices WHERE id = ANY(%(devices)s) AND vehicle_id IS NOT NULL))",
+                {"devices": sorted(devices), "vehicles": sorted(vehicles)},
+            )
             for device_id, vehicle_id in cursor.fetchall():
+                read.add(device_id)
                 if vehicle_id is None:
                     lone.add(device_id)
                 else:
                     vehicles.add(vehicle_id)
-    return VehicleKeys(vehicle_ids=tuple(sorted(vehicles)), lone_device_ids=tuple(sorted(lone)))
+    return VehicleKeys(
+        vehicle_ids=tuple(sorted(vehicles)), lone_device_ids=tuple(sorted(lone)), device_ids=tuple(sorted(read))
+    )

@@ -8,7 +8,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from state.dashboards.selectors import ViewFilters
-from state.dashboards.sync import Cursor, Keyed, view_scope
+from state.dashboards.sync import Cursor, Keyed, _widen, view_scope
 from state.selectors import StateThresholds, freshness_class, operational_state, state_flip_ages
 
 T = StateThresholds(fresh_s=60, stale_s=600, offline_s=86_400, moving_kmh=5)
@@ -89,3 +89,12 @@ def test_a_deleted_row_is_never_taken_for_an_update():
     assert not now({1, 3, 4}, [4]).nothing_deleted_since(*old)  # 2 deleted, 4 inserted: same count
     assert not now({1, 3, 4}, [3, 4]).nothing_deleted_since(*old)  # 2 deleted, 3 updated, 4 inserted
     assert not now({1, 2, 3, 4}, [2, 4]).nothing_deleted_since(*old)  # ambiguous (update and insert): start over
+
+
+def test_a_running_transaction_id_is_widened_to_64_bits_on_either_side_of_the_next_id():
+    """pg_stat_activity shows 32-bit ids; a transaction still running may have taken its id after the snapshot's
+    next id was read, so it may be a little ahead of it as well as behind, across a wrap of the 32-bit counter."""
+    assert _widen(100, 105) == 100
+    assert _widen(110, 105) == 110  # taken after the snapshot: ahead, not 2^32 behind
+    assert _widen(2**32 - 6, 2**32 + 5) == 2**32 - 6  # behind, across the wrap
+    assert _widen(3, 2**32 - 2) == 2**32 + 3  # ahead, across the wrap
