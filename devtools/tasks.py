@@ -22,7 +22,7 @@ BATCH = 500
 
 # Hop 1 writes the row whose trigger wakes hop 2; hop 2 writes the row the benchmark times (clock_timestamp()).
 _WRITES = {
-    HOP_1: "INSERT INTO bench_hop_mid (id) SELECT id FROM claimed",
+    HOP_1: "INSERT INTO bench_hop_mid (id) SELECT id FROM claimed",  # written_at: clock_timestamp() by default
     HOP_2: "INSERT INTO bench_hop_out (id, written_at) SELECT id, clock_timestamp() FROM claimed",
 }
 _WORK_LISTS = {HOP_1: "bench_hop_pending_1", HOP_2: "bench_hop_pending_2"}

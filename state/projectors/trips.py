@@ -35,6 +35,8 @@ Jimi's trip / parking reports are rows with source='jimi', the latest version pe
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -404,21 +406,51 @@ def trips_refold(*, los: dict[int, datetime]) -> None:
     reports_match(device_ids=devices)
 
 
-# Rows per round trip of the rebuild's stream of fixes.
+# Rows per round trip of the rebuild's stream of fixes, and round trips fetched ahead of the fold.
 REBUILD_FETCH_ROWS = 20_000
+REBUILD_FETCH_AHEAD = 2
 
 
 def _ok_fixes_streamed(where: str, params: Sequence[Any]) -> Iterator[tuple[int, list[Fix]]]:
-    """Every ok fix matching `where`, per device in fold order, read through a server-side cursor in binary: the
-    values arrive as Python objects from psycopg's C loaders (Django's text timestamptz loader is Python, a third
-    of the rebuild's time), many thousand rows a round trip, each row one tuple made a Fix as it is."""
+    """Every ok fix matching `where`, per device in fold order, for the rebuild.
+
+    Read through a server-side cursor in binary: the values arrive as Python objects from psycopg's C loaders
+    (Django's text timestamptz loader is Python, a third of the rebuild's time), many thousand rows a round trip.
+    A thread fetches the next round trips while the caller folds the last: the database computes the window and
+    the geodesic distances of the next rows on one core while Python folds on the other. The thread uses the
+    connection alone (the caller issues no statement until the stream ends) and stops when the caller does."""
     connection.ensure_connection()
+    conn = connection.connection
+    chunks: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(maxsize=REBUILD_FETCH_AHEAD)
+    stop = threading.Event()
+
+    def put(item: list[tuple[Any, ...]] | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def fetch() -> None:
+        try:
+            with psycopg.ServerCursor(conn, "state_trips_rebuild", withhold=conn.autocommit) as cursor:
+                cursor.execute(_OK_FIXES.format(where=where), params, binary=True)
+                while not stop.is_set() and (rows := cursor.fetchmany(REBUILD_FETCH_ROWS)):
+                    put(rows)
+            put(None)
+        except BaseException as exc:  # handed to the caller, raised there
+            put(exc)
+
+    fetcher = threading.Thread(target=fetch, name="trips-rebuild-fetch", daemon=True)
+    fetcher.start()
     make = tuple.__new__
-    with psycopg.ServerCursor(connection.connection, "state_trips_rebuild") as cursor:
-        cursor.execute(_OK_FIXES.format(where=where), params, binary=True)
-        device: int | None = None
-        fixes: list[Fix] = []
-        while rows := cursor.fetchmany(REBUILD_FETCH_ROWS):
+    device: int | None = None
+    fixes: list[Fix] = []
+    try:
+        while (rows := chunks.get()) is not None:
+            if isinstance(rows, BaseException):
+                raise rows
             for row in rows:
                 if row[0] != device:
                     if fixes:
@@ -427,6 +459,9 @@ def _ok_fixes_streamed(where: str, params: Sequence[Any]) -> Iterator[tuple[int,
                 fixes.append(make(Fix, row[1:]))
         if fixes:
             yield cast(int, device), fixes
+    finally:
+        stop.set()
+        fetcher.join()
 
 
 def trips_rebuild(*, device_ids: Sequence[int] | None = None, progress: Callable[[int], object] | None = None) -> int:
