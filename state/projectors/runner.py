@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from events.poison import error_is_transient, error_text, isolate
 from events.services import wake_barrier, wake_requeue
@@ -49,14 +49,21 @@ class Pending:
 Fold = Callable[[Sequence[Pending]], None]
 
 
-def _waiter_lock(projector: str) -> bool:
-    """The projector's one waiting place, for the current transaction: False when another woken job holds it."""
+def _session_lock(name: str, *, wait: bool) -> bool:
+    """A session-level advisory lock on this job's connection (released by _session_unlock, or with the session)."""
+    func = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended('fleet.projector-waiter:' || %s, 0))", [projector]
-        )
-        taken: bool = cursor.fetchone()[0]
-        return taken
+        cursor.execute(f"SELECT {func}(hashtextextended(%s, 0))::text", [name])
+        locked: bool = cursor.fetchone()[0] in ("", "true")
+        return locked
+
+
+def _session_unlock(name: str) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
+    except DatabaseError:  # the session is gone, and its locks with it
+        log.warning("project.unlock_failed", lock=name)
 
 
 def projector_lock(projector: str, *, wait: bool = True) -> bool:
@@ -146,21 +153,12 @@ def _poisoned_requeue(projector: str, poisoned: list[tuple[Pending, BaseExceptio
         )
 
 
-def projector_batch(
-    projector: str, fold: Fold, *, limit: int, wait: bool = True, as_waiter: bool = False
-) -> int | None:
+def projector_batch(projector: str, fold: Fold, *, limit: int, wait: bool = True) -> int:
     """Claim and fold one batch; returns how many work-list rows it consumed (0: nothing due or busy).
-
-    `as_waiter` (a woken job's first batch): queue for the projector's lock only if no other woken job is queueing
-    for it already, else return None at once. That job will drain, pass the barrier and drain again after it gets
-    the lock, which covers every writer this job was woken for: so one job at most waits per projector, and the
-    others free their worker slots (for parsing) instead of each holding one while they wait.
 
     Folding a part of a batch and then the rest gives the state folding all of it gives (projectors re-fold
     whole device windows from the tables), which is what lets a failing batch be bisected."""
     with transaction.atomic():
-        if as_waiter and not _waiter_lock(projector):
-            return None
         if not projector_lock(projector, wait=wait):
             return 0
         claimed, pending = projector_claim(projector, limit=limit)
@@ -200,16 +198,11 @@ def projection_failures_requeue(*, ids: list[int]) -> int:
         return requeued
 
 
-def _drain_once(
-    projector: str, fold: Fold, batch_size: int, deadline: float, *, wait: bool = True, as_waiter: bool = False
-) -> tuple[int, bool] | None:
-    """Fold batches until nothing is due (True) or the job's time is up (False); None: another woken job waits for
-    the projector (`as_waiter`) and drains in this one's place."""
+def _drain_once(projector: str, fold: Fold, batch_size: int, deadline: float, *, wait: bool = True) -> tuple[int, bool]:
+    """Fold batches until nothing is due (True) or the job's time is up (False)."""
     done = 0
     while time.monotonic() < deadline:
-        n = projector_batch(projector, fold, limit=batch_size, wait=wait, as_waiter=as_waiter and not done)
-        if n is None:
-            return None
+        n = projector_batch(projector, fold, limit=batch_size, wait=wait)
         if not n:
             return done, True
         done += n
@@ -221,19 +214,33 @@ def projector_drain(
 ) -> int:
     """Fold batches until nothing is due. As the woken job, look once more after the barrier: rows committed by
     writers that counted on this job are visible by then (events/sql/wake.sql). A job stops after `budget_s`
-    (JOB_TIME_BUDGET_S) and queues a successor, so a worker asked to stop never waits long for it."""
+    (JOB_TIME_BUDGET_S) and queues a successor, so a worker asked to stop never waits long for it.
+
+    One job drains a projector at a time (the drainer lock, held for the whole drain), and one woken job at most
+    waits to be next (the waiter lock): a woken job that finds both taken leaves — the waiter drains, passes the
+    barrier and drains again after the drainer is done, which covers every writer this job was woken for. So a
+    projector holds two worker slots at most however many wake-ups its batches outlast, and parsing keeps the rest.
+    A sweep only drains when nobody does."""
+    drainer, waiter = f"fleet.projector-drainer:{projector}", f"fleet.projector-waiter:{projector}"
+    if not _session_lock(drainer, wait=False):
+        if not woken or not _session_lock(waiter, wait=False):
+            return 0
+        try:
+            _session_lock(drainer, wait=True)
+        finally:
+            _session_unlock(waiter)
+    try:
+        return _drain(projector, fold, batch_size=batch_size, wake_task=wake_task, woken=woken, budget_s=budget_s)
+    finally:
+        _session_unlock(drainer)
+
+
+def _drain(projector: str, fold: Fold, *, batch_size: int, wake_task: str, woken: bool, budget_s: float | None) -> int:
     deadline = time.monotonic() + (budget_s if budget_s is not None else settings.JOB_TIME_BUDGET_S)
     done = 0
-    first = True
     while True:
-        # Only the woken job, which passes the barrier, must queue for the lock; a sweep backs off. A woken job
-        # whose first batch finds another woken job queueing for the lock leaves the work to it.
-        outcome = _drain_once(projector, fold, batch_size, deadline, wait=woken, as_waiter=woken and first)
-        first = False
-        if outcome is None:
-            log.info("project.handed_over", projector=projector)
-            return done
-        n, empty = outcome
+        # Only the woken job, which passes the barrier, must queue for the lock; a sweep backs off.
+        n, empty = _drain_once(projector, fold, batch_size, deadline, wait=woken)
         done += n
         if not empty:
             wake_requeue(queue="project", task=wake_task)
@@ -241,9 +248,7 @@ def projector_drain(
         if not woken:
             return done
         wake_barrier(task=wake_task)
-        again = _drain_once(projector, fold, batch_size, deadline)
-        assert again is not None  # not as a waiter: never handed over
-        more, empty = again
+        more, empty = _drain_once(projector, fold, batch_size, deadline)
         done += more
         if not empty:
             wake_requeue(queue="project", task=wake_task)

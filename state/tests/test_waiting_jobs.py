@@ -1,5 +1,6 @@
-"""At most one woken job waits for a projector: another one, woken meanwhile, leaves the work to it and frees its
-worker slot (for parsing) instead of queueing behind it."""
+"""One job drains a projector and one woken job at most waits to be next: another one, woken meanwhile, leaves the
+work to them and frees its worker slot (for parsing) instead of queueing behind them; a sweep drains only when
+nobody does."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from state.tests.drives import T0, drive, insert, live_of
 pytestmark = pytest.mark.django_db
 
 
-def drain_woken() -> int:
+def drain(*, woken: bool = True) -> int:
     return projector_drain(
-        "positions", FOLDS["positions"], batch_size=1000, wake_task="state.project_positions", woken=True
+        "positions", FOLDS["positions"], batch_size=1000, wake_task="state.project_positions", woken=woken
     )
 
 
@@ -28,14 +29,14 @@ def test_a_woken_job_leaves_the_work_to_the_job_already_waiting_for_the_projecto
     insert(fixes, account_id=account.id)
     waiting = ProjectionPending.objects.filter(projector="positions").count()
     assert waiting == len(fixes)
-    # Another session is the job waiting for the positions projector (it holds the waiting place).
+    # Other sessions are the job draining the positions projector and the job waiting to be next.
     with psycopg.connect(**bench.conninfo_for(f"x/{connection.settings_dict['NAME']}")) as other:
-        other.autocommit = False
-        other.execute("SELECT pg_advisory_xact_lock(hashtextextended('fleet.projector-waiter:' || 'positions', 0))")
-        assert drain_woken() == 0
+        for lock in ("drainer", "waiter"):
+            other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"fleet.projector-{lock}:positions"])
+        assert drain(woken=False) == 0
+        assert drain() == 0
         assert ProjectionPending.objects.filter(projector="positions").count() == waiting  # untouched: handed over
-        other.rollback()
-    # The place is free: this job waits, folds and passes the barrier as before.
-    assert drain_woken() == len(fixes)
+    # They are done (their session closed): this job drains, passes the barrier and drains again, as before.
+    assert drain() == len(fixes)
     assert live_of(d)[1] == fixes[-1].at
     assert not ProjectionPending.objects.filter(projector="positions").exists()
