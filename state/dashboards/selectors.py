@@ -188,9 +188,11 @@ def live_vehicle_rows(
         params.update(only_params)
     lat, lng = origin if origin is not None else (None, None)
     params.update(now=now, classes=[c.upper() for c in settings.DEVICE_CLASS_PRIORITY], origin_lat=lat, origin_lng=lng)
-    with transaction.atomic(), connection.cursor() as cursor:
+    # Inside a caller's transaction (the live view's consistent read) no savepoint: this only reads.
+    nested = connection.in_atomic_block
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         # Device times are formatted by the database, in the display zone (with its offset), for this query only:
-        # the zone goes back afterwards, so that a caller's transaction around this one reads times as before.
+        # in a caller's transaction the zone goes back afterwards, so that it reads times as before.
         cursor.execute(
             "SELECT current_setting('TimeZone'), set_config('TimeZone', %s, true)", [settings.DISPLAY_TIME_ZONE]
         )
@@ -200,7 +202,8 @@ def live_vehicle_rows(
             query = f"SELECT * FROM ({query}) AS live ORDER BY distance_m NULLS LAST"
         cursor.execute(query, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
-        cursor.execute("SELECT set_config('TimeZone', %s, true)", [zone])
+        if nested:
+            cursor.execute("SELECT set_config('TimeZone', %s, true)", [zone])
         return rows
 
 
