@@ -195,7 +195,9 @@ class Address(models.Model):
         verbose_name_plural = "addresses"
         constraints = [models.UniqueConstraint(fields=["decimals", "lat_key", "lng_key"], name="geo_address_key")]
         indexes = [
-            models.Index(fields=["provider"], name="geo_addresses_offline", condition=models.Q(provider="roads"))
+            models.Index(fields=["provider"], name="geo_addresses_offline", condition=models.Q(provider="roads")),
+            # The addresses geocoded since a live view's cursor (geo.enrich.AddressChanges).
+            models.Index(fields=["geocoded_at"], name="geo_addresses_geocoded_at"),
         ]
 
     def __str__(self) -> str:
