@@ -233,6 +233,14 @@ def _neighbour(op: str, order: str, offset: int) -> str:
 # Memory for each sort of the rebuild's statement (about 150 bytes a fix: a million fixes sort in memory).
 REBUILD_WORK_MEM = "256MB"
 
+_COLUMN_LIST = [c.strip() for c in _COLUMNS.split(",")]
+# The point is made after the sorts, from the same lat and lng by the same expression as _fixes_from_parsed's (so
+# the sorts and windows carry a fix's numbers, not its geography).
+_UNPOINTED = [c for c in _COLUMN_LIST if c != "point"]
+_POINT_FROM_X = (
+    "CASE WHEN abs(x.lat) <= 90 AND abs(x.lng) <= 180 THEN ST_SetSRID(ST_MakePoint(x.lng, x.lat), 4326)::geography END"
+)
+
 # The rebuild's verdicts: the same rules as _verdicts, in one pipeline without a materialised CTE. Every fix of a
 # whole device is there, so no neighbour lies outside it, and the lags "over the checked fixes only" are lags over a
 # partition of the checked ones (PARTITION BY device, base IS NULL): one sort for the same-time window, one for
@@ -241,7 +249,7 @@ REBUILD_WORK_MEM = "256MB"
 _REBUILD = f"""
 WITH fixes AS (SELECT * FROM ({{fixes}}) f OFFSET 0),
 base AS (
-    SELECT f.*, first_value(f.parsed_id) OVER same_time AS first_id,
+    SELECT {", ".join(f"f.{c}" for c in _UNPOINTED)}, first_value(f.parsed_id) OVER same_time AS first_id,
            CASE
              WHEN f.lat IS NULL OR f.lng IS NULL OR abs(f.lat) > 90 OR abs(f.lng) > 180 THEN 'invalid'
              WHEN f.lat = 0 AND f.lng = 0 THEN 'zero'
@@ -287,7 +295,7 @@ judged AS (
       FROM speeds s
 )
 INSERT INTO state_position_history ({_COLUMNS}, verdict, reason)
-SELECT {", ".join(f"x.{c.strip()}" for c in _COLUMNS.split(","))},
+SELECT {", ".join(_POINT_FROM_X if c == "point" else f"x.{c}" for c in _COLUMN_LIST)},
        coalesce(x.base, CASE WHEN x.is_jump THEN 'jump' ELSE 'ok' END),
        CASE x.base
          WHEN 'invalid' THEN 'lat/lng out of range'
