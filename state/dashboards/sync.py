@@ -231,7 +231,7 @@ _STATS = (
 _SCAN = """
 SELECT count(*), coalesce(bit_xor(x.k), 0), coalesce(array_agg(x.id) FILTER (WHERE x.newer), '{{}}'),
        count(*) FILTER (WHERE x.newer), coalesce(bit_xor(x.k) FILTER (WHERE x.newer), 0),
-       coalesce(array_agg(x.id) FILTER (WHERE {crossed}), '{{}}'), {upcoming}
+       coalesce(array_agg(x.id) FILTER (WHERE {crossed}), '{{}}'), ARRAY[{upcoming}]::timestamptz[]
   FROM (SELECT t.device_id AS id, t.{column} AS at, hashint8extended(t.device_id, 0) AS k,
                age(t.xmin) <= (SELECT age(%(h)s::text::xid)) AS newer
           FROM {table} t) x
@@ -267,28 +267,26 @@ class Keyed:
         return (gone_rows, gone_digest) in ((0, 0), (self.changed_rows, self.changed_digest))
 
 
-def _scan(
-    table: str, column: str, ages: Sequence[float], *, since_xid: int, since: datetime | None, now: datetime
-) -> tuple[Keyed, set[int], list[datetime]]:
-    """(the table keyed by device against the horizon `since_xid`; the devices with a moment `column` + age between
-    `since` and now; the first moment after now per age)."""
-    params: dict[str, Any] = {"h": _xid32(since_xid)}
+def _scan_sql(
+    table: str, column: str, ages: Sequence[float], *, prefix: str, since: datetime | None, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """_SCAN of `table` for moments `column` + each age (parameters named with `prefix`)."""
+    params: dict[str, Any] = {}
     crossed, upcoming = [], []
     for i, age in enumerate(ages):
-        params[f"hi{i}"] = now - timedelta(seconds=age)
-        params[f"lo{i}"] = since - timedelta(seconds=age) if since is not None else None
-        crossed.append(f"x.at BETWEEN %(lo{i})s::timestamptz AND %(hi{i})s")
-        upcoming.append(f"min(x.at) FILTER (WHERE x.at > %(hi{i})s)")
-    query = _SCAN.format(crossed=" OR ".join(crossed), upcoming=", ".join(upcoming), column=column, table=table)
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        rows, digest, changed, changed_rows, changed_digest, devices, *firsts = cursor.fetchone()
+        hi, lo = f"{prefix}hi{i}", f"{prefix}lo{i}"
+        params[hi] = now - timedelta(seconds=age)
+        params[lo] = since - timedelta(seconds=age) if since is not None else None
+        crossed.append(f"x.at BETWEEN %({lo})s::timestamptz AND %({hi})s")
+        upcoming.append(f"min(x.at) FILTER (WHERE x.at > %({hi})s)")
+    return _SCAN.format(crossed=" OR ".join(crossed), upcoming=", ".join(upcoming), column=column, table=table), params
+
+
+def _keyed_of(row: Sequence[Any], ages: Sequence[float]) -> tuple[Keyed, set[int], list[datetime]]:
+    rows, digest, changed, changed_rows, changed_digest, devices, firsts = row
     keyed = Keyed(int(rows), int(digest) & _M64, tuple(changed), int(changed_rows), int(changed_digest) & _M64)
-    return (
-        keyed,
-        set(devices),
-        [first + timedelta(seconds=age) for first, age in zip(firsts, ages, strict=True) if first],
-    )
+    upcoming = [first + timedelta(seconds=age) for first, age in zip(firsts, ages, strict=True) if first is not None]
+    return keyed, set(devices), upcoming
 
 
 @dataclass(frozen=True)
@@ -324,6 +322,7 @@ def _slo_digest(status: dict[str, Any]) -> int:
 
 @dataclass(frozen=True)
 class Marks:
+    stats: Stats
     live: Keyed
     beats: Keyed
     timed_devices: set[int]  # whose state or freshness changed with time alone between `since` and now
@@ -332,21 +331,47 @@ class Marks:
 
 
 def _marks(t: StateThresholds, *, since_xid: int, since: datetime | None, now: datetime) -> Marks:
-    """The live positions and device summaries against a horizon, and what time alone changes."""
+    """In one statement (one round trip): the domain tables' rows and changes, the live positions and device
+    summaries against the horizon, and what time alone changes."""
     fix_ages, seen_ages = state_flip_ages(t)
     # The newest of fix and heartbeat passes an age when either does: both are asked (a few more, never fewer).
-    live, devices, upcoming = _scan(
-        LIVE, "occurred_at", [*fix_ages, *seen_ages], since_xid=since_xid, since=since, now=now
+    live_ages = [*fix_ages, *seen_ages]
+    live_sql, live_params = _scan_sql(LIVE, "occurred_at", live_ages, prefix="l", since=since, now=now)
+    beats_sql, beats_params = _scan_sql(BEATS, "last_heartbeat_at", seen_ages, prefix="b", since=since, now=now)
+    domain = ", ".join(
+        f"(SELECT ARRAY[count(*), count(*) FILTER (WHERE age(t.xmin) <= (SELECT age(%(h)s::text::xid)))]"
+        f" FROM {table} t)"
+        for table in DOMAIN
     )
-    beats, beat_devices, beat_upcoming = _scan(
-        BEATS, "last_heartbeat_at", seen_ages, since_xid=since_xid, since=since, now=now
+    query = (
+        f"WITH live AS ({live_sql}), beats AS ({beats_sql}), shifts AS ({_SHIFTS})"
+        f" SELECT live.*, beats.*, shifts.*, {domain}, pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+        "   FROM live, beats, shifts"
     )
+    params = {"h": _xid32(since_xid), "since": since, "now": now, **live_params, **beats_params}
     with connection.cursor() as cursor:
-        cursor.execute(_SHIFTS, {"since": since, "now": now})
-        vehicles, next_shift = cursor.fetchone()
+        cursor.execute(query, params)
+        row = cursor.fetchone()
+    live, devices, upcoming = _keyed_of(row[0:7], live_ages)
+    beats, beat_devices, beat_upcoming = _keyed_of(row[7:14], seen_ages)
+    vehicles, next_shift = row[14:16]
+    counts, next_xid = row[16 : 16 + len(DOMAIN)], row[16 + len(DOMAIN)]
+    stats = Stats(
+        rows={
+            LIVE: live.rows,
+            BEATS: beats.rows,
+            **{name: int(n) for name, (n, _) in zip(DOMAIN, counts, strict=True)},
+        },
+        newer={
+            LIVE: live.changed_rows > 0,
+            BEATS: beats.changed_rows > 0,
+            **{name: newer > 0 for name, (_, newer) in zip(DOMAIN, counts, strict=True)},
+        },
+        next_xid=int(next_xid),
+    )
     upcoming += [*beat_upcoming, *([next_shift] if next_shift is not None else [])]
     until_ms = _ms(min(upcoming)) if upcoming else _NEVER_MS
-    return Marks(live, beats, devices | beat_devices, set(vehicles), until_ms)
+    return Marks(stats, live, beats, devices | beat_devices, set(vehicles), until_ms)
 
 
 @contextmanager
@@ -415,11 +440,10 @@ def full(scope: bytes, *, now: datetime, build: Callable[[], dict[str, Any]]) ->
     horizon_xid = horizon()
     with consistent_read():
         t = StateThresholds.current()
-        stats = _stats(horizon_xid)
         marks = _marks(t, since_xid=horizon_xid, since=None, now=now)
         body = build()
     # Thresholds re-read (their cache expired) while building: the cursor cannot say which the payload used.
-    domain = _domain_digest(stats, t) if StateThresholds.current() == t else 0
+    domain = _domain_digest(marks.stats, t) if StateThresholds.current() == t else 0
     cursor = _cursor(
         scope, horizon_xid=horizon_xid, now=now, until_ms=marks.until_ms, domain=domain, slo=body["slo_status"],
         live=marks.live, beats=marks.beats,
@@ -458,7 +482,8 @@ def delta(
     horizon_xid = horizon()
     with consistent_read():
         t = StateThresholds.current()
-        stats = _stats(since_cursor.horizon)
+        marks = _marks(t, since_xid=since_cursor.horizon, since=since_cursor.at, now=now)
+        stats = marks.stats
         status = slo_status(now=now)
         if also is None and _same(since_cursor, stats, t, now=now, status=lambda: status):
             # The old cursor's counts, digests and next moment hold; from the new horizon on, so it does not age.
@@ -469,7 +494,6 @@ def delta(
         domain = _domain_digest(stats, t)
         if domain != since_cursor.domain or any(stats.newer[name] for name in DOMAIN):
             return None
-        marks = _marks(t, since_xid=since_cursor.horizon, since=since_cursor.at, now=now)
         if not (
             marks.live.nothing_deleted_since(since_cursor.live_rows, since_cursor.live_digest)
             and marks.beats.nothing_deleted_since(since_cursor.beat_rows, since_cursor.beat_digest)
