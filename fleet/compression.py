@@ -3,7 +3,8 @@
 Django's GZipMiddleware, scoped: it compresses every response of the full stack, including the HTML pages and the
 admin, which carry the CSRF token next to what a request reflects (query strings, form values, search boxes) — the
 pages BREACH attacks — and WhiteNoise's static files, which are compressed once at collectstatic (`.gz` beside each
-file) and served with Content-Encoding already. This one compresses only:
+file) and served with Content-Encoding already (this one comes after WhiteNoise's in MIDDLEWARE: WhiteNoise answers
+static files itself, and they never reach it). This one compresses only:
 
 - responses to /api/ (except /api/auth/: the token endpoints answer with fresh tokens, the one secret the API
   puts in a body),

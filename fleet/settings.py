@@ -79,10 +79,11 @@ if importlib.util.find_spec("devtools") is not None:
 MIDDLEWARE = [
     "fleet.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # gzip for the API's JSON answers only (fleet/compression.py says why not the pages, nor static files).
-    "fleet.compression.ApiCompressionMiddleware",
     # Static files (admin CSS/JS) from STATIC_ROOT, before sessions and the database are touched.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # gzip for the API's JSON answers only (fleet/compression.py says why not the pages); after WhiteNoise, which
+    # answers static files itself (precompressed), so it never sees them.
+    "fleet.compression.ApiCompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
