@@ -22,9 +22,10 @@ from state.geometry import WGS84_SRID
 
 
 class Projector(models.TextChoices):
-    POSITIONS = "positions", "Positions: history, live positions, trips, parking"
+    POSITIONS = "positions", "Positions: history (verdicts), live positions"
     READINGS = "readings", "Readings: alarms (and their acknowledgements), heartbeats, device events, OBD, fuel, …"
     DRIVERS = "drivers", "Drivers: manual driver assignments (and the HR roster) → domain drivers and assignments"
+    TRIPS = "trips", "Trips: trips and parking events from history (handed on by positions), Jimi's reports"
 
 
 class ProjectionPending(models.Model):

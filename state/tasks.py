@@ -47,6 +47,11 @@ def project_drivers() -> None:
     _drain(Projector.DRIVERS, woken=True)
 
 
+@app.task(name="state.project_trips", queue="project", queueing_lock="state.project_trips", pass_context=False)
+def project_trips() -> None:
+    _drain(Projector.TRIPS, woken=True)
+
+
 @sweep_every(settings.PROJECT_SWEEP_EVERY_S, periodic_id="project-positions-sweep")
 @app.task(name="state.sweep_positions", queue="project", queueing_lock="state.sweep_positions", pass_context=False)
 def sweep_positions(timestamp: int) -> None:
@@ -63,6 +68,12 @@ def sweep_readings(timestamp: int) -> None:
 @app.task(name="state.sweep_drivers", queue="project", queueing_lock="state.sweep_drivers", pass_context=False)
 def sweep_drivers(timestamp: int) -> None:
     _drain(Projector.DRIVERS, woken=False)
+
+
+@sweep_every(settings.PROJECT_SWEEP_EVERY_S, periodic_id="project-trips-sweep")
+@app.task(name="state.sweep_trips", queue="project", queueing_lock="state.sweep_trips", pass_context=False)
+def sweep_trips(timestamp: int) -> None:
+    _drain(Projector.TRIPS, woken=False)
 
 
 @app.periodic(cron="23 3 * * *", periodic_id="state-partitions")

@@ -1,6 +1,10 @@
 """The three projectors (work-list groups) and what a batch or a replay of each does, in order.
 
-positions: position_fix, trip_report, parking_report → history (verdicts) → live positions → trips / parking.
+positions: position_fix, trip_report, parking_report → history (verdicts) → live positions; hands each changed device
+           window (and each report) to the trips projector, in its own transaction.
+trips:     what positions handed over → trips and parking events (derived from history; Jimi's reports). Apart from
+           positions so that a live position never waits for a trip re-fold: the two run side by side, and a trips
+           batch behind a burst re-folds each device once for all the fixes that reached it meanwhile.
 readings:  alarm, heartbeat, device_event, device_meta, obd, fuel, temperature, lbs, odometer_reading → reading
            tables → devices; alarm_ack → the acknowledged alarm's row.
 drivers:   driver_assignment, driver_record (the HR roster) → the domain's drivers and assignments (through domain
@@ -20,7 +24,7 @@ from django.db import connection
 
 from state.models import Projector
 from state.projectors import devices, drivers, history, live, readings, trips
-from state.projectors.runner import Fold, Pending, projector_forget, projector_lock
+from state.projectors.runner import Fold, Pending, projector_enqueue, projector_forget, projector_lock
 from state.signals import alarms_folded
 
 REPORT_KINDS = ("trip_report", "parking_report")
@@ -28,27 +32,42 @@ REPORT_KINDS = ("trip_report", "parking_report")
 
 def positions_fold(pending: Sequence[Pending]) -> None:
     fixes = [p for p in pending if p.kind == "position_fix"]
+    handed: list[Pending] = []
     if fixes:
         history.history_partitions_cover(lo=min(p.occurred_at for p in fixes), hi=max(p.occurred_at for p in fixes))
         history.history_refresh(parsed_ids=[p.parsed_id for p in fixes], occurred=[p.occurred_at for p in fixes])
         windows: dict[int, tuple[datetime, datetime]] = {}
+        first: dict[int, Pending] = {}
         for p in fixes:
             if p.device_id is None:
                 continue
             lo, hi = windows.get(p.device_id, (p.occurred_at, p.occurred_at))
             windows[p.device_id] = (min(lo, p.occurred_at), max(hi, p.occurred_at))
-        positions_windows_refold(windows)
+            first.setdefault(p.device_id, p)
+        los = positions_windows_refold(windows)
+        # One row per device for the trips projector: re-fold from its earliest change.
+        handed += [Pending(first[d].parsed_id, lo, d, "position_fix") for d, lo in los.items()]
+    handed += [Pending(p.parsed_id, p.occurred_at, p.device_id, p.kind) for p in pending if p.kind in REPORT_KINDS]
+    projector_enqueue(Projector.TRIPS, handed, wake_task="state.project_trips")
+
+
+def positions_windows_refold(windows: dict[int, tuple[datetime, datetime]]) -> dict[int, datetime]:
+    """After history rows of these windows changed: verdicts, live positions. Returns, per device, where its trips
+    must be re-folded from (the window's start, or an earlier fix whose verdict changed)."""
+    changed = history.verdicts_recompute(windows)
+    live.live_positions_refresh(device_ids=list(windows))
+    return {d: min(lo, changed.get(d, lo)) for d, (lo, _hi) in windows.items()}
+
+
+def trips_fold(pending: Sequence[Pending]) -> None:
+    los: dict[int, datetime] = {}
+    for p in pending:
+        if p.kind == "position_fix" and p.device_id is not None:
+            los[p.device_id] = min(p.occurred_at, los.get(p.device_id, p.occurred_at))
+    trips.trips_refold(los=los)
     reports = [p for p in pending if p.kind in REPORT_KINDS]
     if reports:
         trips.reports_refresh(keys=[(p.device_id, p.occurred_at) for p in reports])
-
-
-def positions_windows_refold(windows: dict[int, tuple[datetime, datetime]]) -> None:
-    """After history rows of these windows changed: verdicts, live positions, trips."""
-    changed = history.verdicts_recompute(windows)
-    live.live_positions_refresh(device_ids=list(windows))
-    los = {d: min(lo, changed.get(d, lo)) for d, (lo, _hi) in windows.items()}
-    trips.trips_refold(los=los)
 
 
 def readings_fold(pending: Sequence[Pending]) -> None:
@@ -71,6 +90,7 @@ def drivers_fold(pending: Sequence[Pending]) -> None:
 
 FOLDS: dict[str, Fold] = {
     Projector.POSITIONS: positions_fold,
+    Projector.TRIPS: trips_fold,
     Projector.READINGS: readings_fold,
     Projector.DRIVERS: drivers_fold,
 }
@@ -81,6 +101,8 @@ READINGS_KINDS = (
     "alarm_ack",
 )  # fmt: skip
 KINDS = {Projector.POSITIONS: POSITIONS_KINDS, Projector.READINGS: READINGS_KINDS, Projector.DRIVERS: drivers.KINDS}
+# Replaying positions rebuilds trips too (they derive from its history); replaying everything replays these.
+REPLAYED_ALL = (Projector.POSITIONS, Projector.READINGS, Projector.DRIVERS)
 
 
 @dataclass(frozen=True)
@@ -113,9 +135,11 @@ class Scope:
 
 
 def positions_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> int:
-    """Rebuild the positions projections in scope. Call inside a transaction."""
+    """Rebuild the positions projections in scope, and the trips derived from them. Call inside a transaction."""
     projector_lock(Projector.POSITIONS)
+    projector_lock(Projector.TRIPS)  # always after positions' (the only other holder of both is this function)
     projector_forget(Projector.POSITIONS, *scope.where("q"))
+    projector_forget(Projector.TRIPS, *scope.where("q"))
     where, params = scope.where()
     lo, hi = _time_range(where, params, POSITIONS_KINDS)
     if lo is not None and hi is not None:  # both or neither: the min and max of the same rows
@@ -144,8 +168,24 @@ def positions_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> i
     windows = _device_windows(scope)
     if windows:  # a window without fixes has no device to re-fold (and an empty list is no device, never all)
         trips.reports_rebuild(device_ids=list(windows))
-        positions_windows_refold(windows)  # matches the reports too
+        trips.trips_refold(los=positions_windows_refold(windows))  # matches the reports too
     return n
+
+
+def trips_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> int:
+    """Rebuild trips and parking events in scope from history as it stands (and Jimi's reports from the log). Call
+    inside a transaction."""
+    projector_lock(Projector.TRIPS)
+    projector_forget(Projector.TRIPS, *scope.where("q"))
+    windows = _device_windows(scope) if not (scope.since is None and scope.until is None) else None
+    if windows is None:
+        device_ids = None if scope.device_id is None else [scope.device_id]
+        trips.reports_rebuild(device_ids=device_ids)
+        return trips.trips_rebuild(device_ids=device_ids, progress=lambda k: progress("trips", k))
+    if windows:
+        trips.reports_rebuild(device_ids=list(windows))
+        trips.trips_refold(los={d: lo for d, (lo, _hi) in windows.items()})
+    return 0
 
 
 def _history_window_rewrite(scope: Scope) -> int:
@@ -227,6 +267,7 @@ def drivers_replay(scope: Scope, *, progress: Callable[[str, int], None]) -> int
 
 REPLAYS: dict[str, Callable[..., int]] = {
     Projector.POSITIONS: positions_replay,
+    Projector.TRIPS: trips_replay,
     Projector.READINGS: readings_replay,
     Projector.DRIVERS: drivers_replay,
 }

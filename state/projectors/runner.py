@@ -186,6 +186,28 @@ def projector_batch(projector: str, fold: Fold, *, limit: int, wait: bool = True
     return len(pending)
 
 
+def projector_enqueue(projector: str, items: Sequence[Pending], *, wake_task: str) -> None:
+    """In the current transaction: put work on another projector's list (a projector handing on what it changed),
+    and make sure one job for it waits — the same commit-time wake-up as the log's trigger (events/sql/wake.sql)."""
+    if not items:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO state_projection_pending (parsed_id, occurred_at, device_id, kind, projector, attempts)"
+            " SELECT u.parsed_id, u.occurred_at, u.device_id, u.kind, %s, 0"
+            "   FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[])"
+            "        AS u(parsed_id, occurred_at, device_id, kind)",
+            [
+                projector,
+                [p.parsed_id for p in items],
+                [p.occurred_at for p in items],
+                [p.device_id for p in items],
+                [p.kind for p in items],
+            ],
+        )
+    wake_requeue(queue="project", task=wake_task)
+
+
 def projection_failures_requeue(*, ids: list[int]) -> int:
     """Put parked events (the admin's dead letters) back on the work-list, due now, with a fresh count."""
     with connection.cursor() as cursor:

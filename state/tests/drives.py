@@ -14,7 +14,7 @@ from typing import Any
 from django.db import connection
 
 from state.models import Projector
-from state.projectors.groups import FOLDS, REPLAYS, Scope
+from state.projectors.groups import FOLDS, REPLAYED_ALL, REPLAYS, Scope
 from state.projectors.runner import projector_drain
 from state.selectors import state_digest_total, state_digests
 
@@ -149,7 +149,7 @@ def feed(events: list[Ev], *, account_id: int, batch_size: int = 1000) -> list[i
 
 
 def replay_all() -> None:
-    for projector in Projector:
+    for projector in REPLAYED_ALL:
         REPLAYS[projector](Scope(), progress=lambda step, n: None)
 
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from domain.models import Device
 from events.cli import cli_time
 from state.models import Projector
-from state.projectors.groups import REPLAYS, Scope
+from state.projectors.groups import REPLAYED_ALL, REPLAYS, Scope
 
 
 class Command(BaseCommand):
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             # The raw log is windowed by arrival; a device-time window starts no later than its arrivals.
             reparse_args = {k: opts[k] for k in ("since",) if opts[k]}
             call_command("reparse", verbosity=opts["verbosity"], stdout=self.stdout, stderr=self.stderr, **reparse_args)
-        projectors = [opts["projector"]] if opts["projector"] else [p.value for p in Projector]
+        projectors = [opts["projector"]] if opts["projector"] else [str(p) for p in REPLAYED_ALL]
         started = time.monotonic()
         total = 0
         for name in projectors:
