@@ -160,10 +160,10 @@ SILENCED_SYSTEM_CHECKS = ["gis.W001"]
 GATEWAY_BIND = env.str("GATEWAY_BIND", default="127.0.0.1:8000")
 GATEWAY_WORKERS = env.int("GATEWAY_WORKERS", default=2)
 GATEWAY_TIMEOUT_S = env.int("GATEWAY_TIMEOUT_S", default=30)
-# Jobs at once in one worker process: parsing, and each projector (positions, readings, drivers) — a projector job
-# that waits for its projector's lock (another batch of it is running) holds a slot, so fewer slots than that would
-# leave parsing waiting behind it.
-WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=4)
+# Jobs at once in one worker process: parsing, and each projector (positions, trips, readings, drivers) — a projector
+# drains in one slot and one woken job at most waits in another (state/projectors/runner.py), so fewer slots than
+# that could leave parsing waiting behind them.
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=6)
 # A role is unhealthy when its own heartbeat is older than this (it beats every ROLE_HEARTBEAT_EVERY_S).
 ROLE_HEARTBEAT_EVERY_S = env.int("ROLE_HEARTBEAT_EVERY_S", default=5)
 ROLE_HEARTBEAT_MAX_AGE_S = env.int("ROLE_HEARTBEAT_MAX_AGE_S", default=30)
