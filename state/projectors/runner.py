@@ -96,10 +96,13 @@ def projector_claim(projector: str, *, limit: int) -> tuple[list[int], list[Pend
             ("attempts > 0 AND not_before <= now() AND failed_at IS NULL", 1),
         ):
             cursor.execute(
-                "DELETE FROM state_projection_pending WHERE id IN ("
+                # = ANY(ARRAY(…)), not IN (…): the claimed ids first, then one index probe each. IN lets the planner
+                # hash-join them against a sequential scan of the whole work-list, which a backlog makes slower per
+                # claim the longer it grows (200 ms per claim at 170,000 rows).
+                "DELETE FROM state_projection_pending WHERE id = ANY(ARRAY("
                 " SELECT id FROM state_projection_pending"
                 f"  WHERE projector = %s AND {attempts_filter} ORDER BY id FOR UPDATE SKIP LOCKED LIMIT %s"
-                ") RETURNING id, parsed_id, occurred_at, device_id, kind, attempts",
+                ")) RETURNING id, parsed_id, occurred_at, device_id, kind, attempts",
                 [projector, n],
             )
             rows = cursor.fetchall()
