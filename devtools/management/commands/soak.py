@@ -77,6 +77,17 @@ MATCH_SQL = """
 SELECT count(*), extract(epoch FROM now() - min(occurred_at)) FROM geo_match_pending WHERE failed_at IS NULL
 """
 
+# Bytes on disk (heap, indexes, TOAST) of the largest tables, partitions counted in their parent.
+TABLE_BYTES_SQL = """
+SELECT coalesce(parent.relname, c.relname) AS name, sum(pg_total_relation_size(c.oid))::bigint AS bytes
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+  LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+  LEFT JOIN pg_class parent ON parent.oid = i.inhparent
+ WHERE c.relkind = 'r'
+ GROUP BY 1 ORDER BY 2 DESC LIMIT 12
+"""
+
 ERRORS_SQL = """
 SELECT (SELECT count(*) FROM events_raw WHERE status = 'failed'),
        (SELECT count(*) FROM state_projection_pending WHERE failed_at IS NOT NULL),
@@ -110,6 +121,7 @@ class Trial:
     postgres_cpu_s: float
     db_growth_mb_per_h: float
     db_bytes_per_fix: float
+    bytes_per_fix_by_table: dict[str, float]
     match_waiting: int
     match_oldest_s: float
     errors: int
@@ -347,6 +359,12 @@ class Command(BaseCommand):
             size1 = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
             failed_raw, parked, failed_jobs = _one(conn, ERRORS_SQL)
             match_waiting, match_oldest = _one(conn, MATCH_SQL)
+            all_fixes = simulator.stats["fixes"]
+            by_table = {
+                name: round(size / max(all_fixes, 1), 1)
+                for name, size in conn.execute(TABLE_BYTES_SQL).fetchall()
+                if not name.startswith("soak_")
+            }
         hours = (finished - since) / 3600
         detail = {
             "push_retries": poster.stats["retries"],
@@ -375,6 +393,7 @@ class Command(BaseCommand):
             postgres_cpu_s=pg_cpu1 - pg_cpu0,
             db_growth_mb_per_h=(size1 - size_at) / 2**20 / hours,
             db_bytes_per_fix=(size1 - size_at) / max(fixes, 1),
+            bytes_per_fix_by_table=by_table,
             match_waiting=int(match_waiting),
             match_oldest_s=float(match_oldest or 0.0),
             errors=errors,
