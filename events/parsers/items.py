@@ -32,6 +32,7 @@ class FieldMap:
 
     top: frozenset[str]
     nested: dict[str, frozenset[str]]
+    plain: frozenset[str]  # top-level names read as they are and never looked into
 
 
 @functools.cache
@@ -43,11 +44,13 @@ def field_map(model: type[BaseModel]) -> FieldMap:
         if len(path) == 2:
             nested.setdefault(str(path[0]), set()).add(str(path[1]))
     top = frozenset(str(path[0]) for path in paths if len(path) == 1)
-    return FieldMap(top=top, nested={key: frozenset(names) for key, names in nested.items()})
+    return FieldMap(top=top, nested={key: frozenset(names) for key, names in nested.items()}, plain=top - set(nested))
 
 
 def unmapped_fields(data: dict[str, Any], fields: FieldMap) -> dict[str, Any]:
     """The item's fields no model field reads; for a nested object (IoT Hub `msg`) its unread keys."""
+    if fields.plain.issuperset(data):  # the common item: every field is one the model reads
+        return {}
     extra: dict[str, Any] = {}
     for key, value in data.items():
         if key in SECRET_FIELDS:
