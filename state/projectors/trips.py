@@ -331,8 +331,11 @@ SELECT w.device_id, t.ended_at, t.end_reason = 'split'
 # The devices of a batch and where each one's re-fold starts.
 _SINCE = "unnest(%(devices)s::bigint[], %(since)s::timestamptz[]) AS w(device_id, since)"
 
+# occurred_at as whole microseconds since the epoch (exact): made a datetime in Python for a fraction of what decoding
+# a timestamptz costs, at tens of thousands of rows a batch.
 _REFOLD_FIXES = f"""
-SELECT h.device_id, h.occurred_at, date_part('epoch', h.occurred_at), h.speed_kmh, h.ignition, h.lat, h.lng,
+SELECT h.device_id, (extract(epoch FROM h.occurred_at) * 1000000)::int8, date_part('epoch', h.occurred_at),
+       h.speed_kmh, h.ignition, h.lat, h.lng,
        coalesce(ST_Distance(h.point, lag(h.point) OVER k), 0)
   FROM state_position_history h JOIN {_SINCE} ON h.device_id = w.device_id
  WHERE h.verdict = 'ok' AND h.occurred_at >= w.since AND h.occurred_at >= %(earliest)s
@@ -341,6 +344,7 @@ WINDOW k AS (PARTITION BY h.device_id ORDER BY h.occurred_at, h.parsed_id)
 """
 
 _EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _resume_points(
@@ -391,7 +395,7 @@ def trips_refold(*, los: dict[int, datetime]) -> None:
                 prepare=True,
             )
         cursor.execute(_REFOLD_FIXES, params, prepare=True)
-        rows = cursor.fetchall()
+        rows = [(r[0], _UNIX_EPOCH + timedelta(microseconds=r[1]), *r[2:]) for r in cursor.fetchall()]
     all_trips: list[dict[str, Any]] = []
     all_stops: list[dict[str, Any]] = []
     for device_id, fixes in _rows(rows):
