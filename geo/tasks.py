@@ -52,7 +52,9 @@ def osm_load(timestamp: int) -> None:
 
 @app.task(name=WAKE_TASK, queue="geo", queueing_lock=WAKE_TASK, pass_context=False)
 def match_positions() -> None:
-    match_drain(match_fold, batch_size=settings.PROJECT_BATCH_SIZE, woken=True)
+    # A successor, not a wake-up (nothing wakes geo at commit): it backs off when another drain holds the lock
+    # rather than take a second cron slot to wait in.
+    match_drain(match_fold, batch_size=settings.PROJECT_BATCH_SIZE, woken=False)
 
 
 @sweep_every(settings.PROJECT_SWEEP_EVERY_S, periodic_id="geo-match-sweep")
