@@ -48,9 +48,7 @@ Fold = Callable[[Sequence[Changed]], None]
 # floor((t - m) / W) … floor((t + m) / W); the last of them closes (its widened range ends) at
 # (floor((t + m) / W) + 1)·W + m, and is settled `grace` seconds later. That moment has passed exactly when
 # t + m < floor((now - m - grace) / W)·W, which is one bound on occurred_at for every row: an index range.
-_SETTLED_BEFORE = (
-    "to_timestamp(floor((extract(epoch FROM now()) - %(m)s - %(grace)s) / %(w)s) * %(w)s - %(m)s)"
-)
+_SETTLED_BEFORE = "to_timestamp(floor((extract(epoch FROM now()) - %(m)s - %(grace)s) / %(w)s) * %(w)s - %(m)s)"
 
 
 def match_claim(*, limit: int) -> list[Changed]:

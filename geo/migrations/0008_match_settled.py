@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('geo', '0007_graph_remap'),
+        ("geo", "0007_graph_remap"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='matchpending',
-            index=models.Index(condition=models.Q(('attempts', 0)), fields=['occurred_at', 'id'], name='geo_match_pending_settled'),
+            model_name="matchpending",
+            index=models.Index(
+                condition=models.Q(("attempts", 0)), fields=["occurred_at", "id"], name="geo_match_pending_settled"
+            ),
         ),
     ]
