@@ -57,30 +57,62 @@ def _fixes_from_parsed(where: str) -> str:
     """
 
 
+# The verdict rules, stated once: the incremental recompute (_verdicts) and the rebuild (_REBUILD) plan them
+# differently around these fragments.
+_BASE_VERDICT = """
+           CASE
+             WHEN f.lat IS NULL OR f.lng IS NULL OR abs(f.lat) > 90 OR abs(f.lng) > 180 THEN 'invalid'
+             WHEN f.lat = 0 AND f.lng = 0 THEN 'zero'
+             WHEN f.occurred_at > f.received_at + %(future_s)s * interval '1 second' THEN 'future'
+             WHEN first_value(f.parsed_id) OVER same_time <> f.parsed_id THEN 'duplicate'
+             WHEN f.position_type IN ('lbs', 'wifi', 'beacon') THEN 'approximate'
+           END AS base"""
+
+# Two checked fixes either side (window w over b).
+_NEIGHBOURS = """
+           lag(b.lat) OVER w AS p1_lat, lag(b.lng) OVER w AS p1_lng, lag(b.occurred_at) OVER w AS p1_t,
+           lag(b.lat, 2) OVER w AS p2_lat, lag(b.lng, 2) OVER w AS p2_lng, lag(b.occurred_at, 2) OVER w AS p2_t,
+           lead(b.lat) OVER w AS n1_lat, lead(b.lng) OVER w AS n1_lng, lead(b.occurred_at) OVER w AS n1_t,
+           lead(b.lat, 2) OVER w AS n2_lat, lead(b.lng, 2) OVER w AS n2_lng,
+           lead(b.occurred_at, 2) OVER w AS n2_t"""
+
+# A checked fix (of s, with v_prev and v_next) is a jump.
+_IS_JUMP = """
+            coalesce(s.v_prev, s.v_next) IS NOT NULL
+            AND (s.v_prev IS NULL OR s.v_prev > %(max_kmh)s)
+            AND (s.v_next IS NULL OR s.v_next > %(max_kmh)s)
+            AND CASE
+                  WHEN s.v_prev IS NOT NULL AND s.v_next IS NOT NULL
+                    THEN state_implied_kmh(s.p1_lat, s.p1_lng, s.p1_t, s.n1_lat, s.n1_lng, s.n1_t)
+                  WHEN s.v_prev IS NULL
+                    THEN state_implied_kmh(s.n1_lat, s.n1_lng, s.n1_t, s.n2_lat, s.n2_lng, s.n2_t)
+                  ELSE state_implied_kmh(s.p2_lat, s.p2_lng, s.p2_t, s.p1_lat, s.p1_lng, s.p1_t)
+                END <= %(max_kmh)s"""
+
+# The reason of a fix that failed a base check (x.base), and of a jump (x.v_prev, x.v_next).
+_BASE_REASONS = """
+         WHEN 'invalid' THEN 'lat/lng out of range'
+         WHEN 'zero' THEN '0,0: no position (expired or unfixed device)'
+         WHEN 'future' THEN format('dated %%s s after its arrival',
+                                   round(date_part('epoch', x.occurred_at - x.received_at)))
+         WHEN 'duplicate' THEN format('same device time as parsed #%%s', x.first_id)
+         WHEN 'approximate' THEN x.position_type || ' position'"""
+_JUMP_REASON = """format('implied %%s km/h from the previous fix, %%s km/h to the next',
+                           coalesce(round(x.v_prev)::text, '-'), coalesce(round(x.v_next)::text, '-'))"""
+
+
 def _verdicts(columns: str) -> str:
     """CTEs base → seq → judged → verdicts over a CTE `fixes` with at least parsed_id, device_id, occurred_at,
     received_at, lat, lng, position_type; `verdicts` carries `columns` plus verdict and reason."""
     cols = ", ".join(f"x.{c.strip()}" for c in columns.split(","))
     return f"""
     base AS (
-        SELECT f.*, first_value(f.parsed_id) OVER same_time AS first_id,
-               CASE
-                 WHEN f.lat IS NULL OR f.lng IS NULL OR abs(f.lat) > 90 OR abs(f.lng) > 180 THEN 'invalid'
-                 WHEN f.lat = 0 AND f.lng = 0 THEN 'zero'
-                 WHEN f.occurred_at > f.received_at + %(future_s)s * interval '1 second' THEN 'future'
-                 WHEN first_value(f.parsed_id) OVER same_time <> f.parsed_id THEN 'duplicate'
-                 WHEN f.position_type IN ('lbs', 'wifi', 'beacon') THEN 'approximate'
-               END AS base
+        SELECT f.*, first_value(f.parsed_id) OVER same_time AS first_id, {_BASE_VERDICT}
           FROM fixes f
         WINDOW same_time AS (PARTITION BY f.device_id, f.occurred_at ORDER BY f.parsed_id)
     ),
     seq AS (
-        SELECT b.*,
-               lag(b.lat) OVER w AS p1_lat, lag(b.lng) OVER w AS p1_lng, lag(b.occurred_at) OVER w AS p1_t,
-               lag(b.lat, 2) OVER w AS p2_lat, lag(b.lng, 2) OVER w AS p2_lng, lag(b.occurred_at, 2) OVER w AS p2_t,
-               lead(b.lat) OVER w AS n1_lat, lead(b.lng) OVER w AS n1_lng, lead(b.occurred_at) OVER w AS n1_t,
-               lead(b.lat, 2) OVER w AS n2_lat, lead(b.lng, 2) OVER w AS n2_lng,
-               lead(b.occurred_at, 2) OVER w AS n2_t
+        SELECT b.*, {_NEIGHBOURS}
           FROM base b
          WHERE b.base IS NULL
         WINDOW w AS (PARTITION BY b.device_id ORDER BY b.occurred_at, b.parsed_id)
@@ -92,37 +124,16 @@ def _verdicts(columns: str) -> str:
           FROM seq s
     ),
     judged AS (
-        SELECT s.*,
-               (coalesce(s.v_prev, s.v_next) IS NOT NULL
-                AND (s.v_prev IS NULL OR s.v_prev > %(max_kmh)s)
-                AND (s.v_next IS NULL OR s.v_next > %(max_kmh)s)
-                AND CASE
-                      WHEN s.v_prev IS NOT NULL AND s.v_next IS NOT NULL
-                        THEN state_implied_kmh(s.p1_lat, s.p1_lng, s.p1_t, s.n1_lat, s.n1_lng, s.n1_t)
-                      WHEN s.v_prev IS NULL
-                        THEN state_implied_kmh(s.n1_lat, s.n1_lng, s.n1_t, s.n2_lat, s.n2_lng, s.n2_t)
-                      ELSE state_implied_kmh(s.p2_lat, s.p2_lng, s.p2_t, s.p1_lat, s.p1_lng, s.p1_t)
-                    END <= %(max_kmh)s) AS is_jump
+        SELECT s.*, ({_IS_JUMP}) AS is_jump
           FROM speeds s
     ),
     verdicts AS (
-        SELECT {cols}, x.base AS verdict,
-               CASE x.base
-                 WHEN 'invalid' THEN 'lat/lng out of range'
-                 WHEN 'zero' THEN '0,0: no position (expired or unfixed device)'
-                 WHEN 'future' THEN format('dated %%s s after its arrival',
-                                           round(date_part('epoch', x.occurred_at - x.received_at)))
-                 WHEN 'duplicate' THEN format('same device time as parsed #%%s', x.first_id)
-                 ELSE x.position_type || ' position'
-               END AS reason
+        SELECT {cols}, x.base AS verdict, CASE x.base {_BASE_REASONS} END AS reason
           FROM base x
          WHERE x.base IS NOT NULL
         UNION ALL
         SELECT {cols}, CASE WHEN x.is_jump THEN 'jump' ELSE 'ok' END,
-               CASE WHEN x.is_jump THEN format('implied %%s km/h from the previous fix, %%s km/h to the next',
-                                               coalesce(round(x.v_prev)::text, '-'),
-                                               coalesce(round(x.v_next)::text, '-'))
-                    ELSE '' END
+               CASE WHEN x.is_jump THEN {_JUMP_REASON} ELSE '' END
           FROM judged x
     )
     """
@@ -250,23 +261,12 @@ _REBUILD = f"""
 WITH fixes AS (SELECT * FROM ({{fixes}}) f OFFSET 0),
 base AS (
     SELECT {", ".join(f"f.{c}" for c in _UNPOINTED)}, first_value(f.parsed_id) OVER same_time AS first_id,
-           CASE
-             WHEN f.lat IS NULL OR f.lng IS NULL OR abs(f.lat) > 90 OR abs(f.lng) > 180 THEN 'invalid'
-             WHEN f.lat = 0 AND f.lng = 0 THEN 'zero'
-             WHEN f.occurred_at > f.received_at + %(future_s)s * interval '1 second' THEN 'future'
-             WHEN first_value(f.parsed_id) OVER same_time <> f.parsed_id THEN 'duplicate'
-             WHEN f.position_type IN ('lbs', 'wifi', 'beacon') THEN 'approximate'
-           END AS base
+           {_BASE_VERDICT}
       FROM fixes f
     WINDOW same_time AS (PARTITION BY f.device_id, f.occurred_at ORDER BY f.parsed_id)
 ),
 seq AS (
-    SELECT b.*,
-           lag(b.lat) OVER w AS p1_lat, lag(b.lng) OVER w AS p1_lng, lag(b.occurred_at) OVER w AS p1_t,
-           lag(b.lat, 2) OVER w AS p2_lat, lag(b.lng, 2) OVER w AS p2_lng, lag(b.occurred_at, 2) OVER w AS p2_t,
-           lead(b.lat) OVER w AS n1_lat, lead(b.lng) OVER w AS n1_lng, lead(b.occurred_at) OVER w AS n1_t,
-           lead(b.lat, 2) OVER w AS n2_lat, lead(b.lng, 2) OVER w AS n2_lng,
-           lead(b.occurred_at, 2) OVER w AS n2_t,
+    SELECT b.*, {_NEIGHBOURS},
            CASE WHEN b.base IS NULL
                 THEN state_implied_kmh(lag(b.lat) OVER w, lag(b.lng) OVER w, lag(b.occurred_at) OVER w,
                                        b.lat, b.lng, b.occurred_at) END AS v_prev
@@ -280,34 +280,14 @@ speeds AS (
     WINDOW w AS (PARTITION BY s.device_id, s.base IS NULL ORDER BY s.occurred_at, s.parsed_id)
 ),
 judged AS (
-    SELECT s.*,
-           (s.base IS NULL
-            AND coalesce(s.v_prev, s.v_next) IS NOT NULL
-            AND (s.v_prev IS NULL OR s.v_prev > %(max_kmh)s)
-            AND (s.v_next IS NULL OR s.v_next > %(max_kmh)s)
-            AND CASE
-                  WHEN s.v_prev IS NOT NULL AND s.v_next IS NOT NULL
-                    THEN state_implied_kmh(s.p1_lat, s.p1_lng, s.p1_t, s.n1_lat, s.n1_lng, s.n1_t)
-                  WHEN s.v_prev IS NULL
-                    THEN state_implied_kmh(s.n1_lat, s.n1_lng, s.n1_t, s.n2_lat, s.n2_lng, s.n2_t)
-                  ELSE state_implied_kmh(s.p2_lat, s.p2_lng, s.p2_t, s.p1_lat, s.p1_lng, s.p1_t)
-                END <= %(max_kmh)s) AS is_jump
+    SELECT s.*, (s.base IS NULL AND {_IS_JUMP}) AS is_jump
       FROM speeds s
 )
 INSERT INTO state_position_history ({_COLUMNS}, verdict, reason)
 SELECT {", ".join(_POINT_FROM_X if c == "point" else f"x.{c}" for c in _COLUMN_LIST)},
        coalesce(x.base, CASE WHEN x.is_jump THEN 'jump' ELSE 'ok' END),
-       CASE x.base
-         WHEN 'invalid' THEN 'lat/lng out of range'
-         WHEN 'zero' THEN '0,0: no position (expired or unfixed device)'
-         WHEN 'future' THEN format('dated %%s s after its arrival',
-                                   round(date_part('epoch', x.occurred_at - x.received_at)))
-         WHEN 'duplicate' THEN format('same device time as parsed #%%s', x.first_id)
-         WHEN 'approximate' THEN x.position_type || ' position'
-         ELSE CASE WHEN x.is_jump THEN format('implied %%s km/h from the previous fix, %%s km/h to the next',
-                                              coalesce(round(x.v_prev)::text, '-'),
-                                              coalesce(round(x.v_next)::text, '-'))
-                   ELSE '' END
+       CASE x.base {_BASE_REASONS}
+         ELSE CASE WHEN x.is_jump THEN {_JUMP_REASON} ELSE '' END
        END
   FROM judged x
 """
