@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from django.core.management.base import BaseCommand, CommandError
@@ -158,42 +158,48 @@ class PooledRoads:
         return self._roads.nearest_vertex(lat, lng, within_m=within_m)
 
 
-def _group_rss_and_cpu(pgid: int) -> tuple[float, float]:
-    """Resident MB and CPU seconds (user + system) of every live process of a process group."""
-    rss_kb, ticks = 0, 0
+class _Proc(NamedTuple):
+    pid: int
+    ppid: int
+    pgrp: int
+    ticks: int  # CPU, user + system
+    path: str
+
+
+def _processes() -> Iterator[_Proc]:
+    """Every live process, from /proc (one that ends while being read is skipped)."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             stat = Path(entry.path, "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) != pgid:
-                continue
-            ticks += int(fields[11]) + int(fields[12])
-            for line in Path(entry.path, "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    rss_kb += int(line.split()[1])
-        except (FileNotFoundError, ProcessLookupError, ValueError):
+        except (FileNotFoundError, ProcessLookupError):
             continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        yield _Proc(int(entry.name), int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12]), entry.path)
+
+
+def _group_rss_and_cpu(pgid: int) -> tuple[float, float]:
+    """Resident MB and CPU seconds (user + system) of every live process of a process group."""
+    rss_kb, ticks = 0, 0
+    for proc in _processes():
+        if proc.pgrp != pgid:
+            continue
+        ticks += proc.ticks
+        try:
+            status = Path(proc.path, "status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        rss_kb += sum(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     return rss_kb / 1024, ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _postgres_cpu_s(info: dict[str, Any]) -> float:
     """CPU seconds of the cluster's processes (all of them: the machine's PostgreSQL is the one being measured)."""
-    with psycopg.connect(**info) as conn:
-        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    ppid = int(Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[1])  # the postmaster
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(entry.name) == ppid or int(fields[1]) == ppid:
-                total += int(fields[11]) + int(fields[12])
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            continue
+    with psycopg.connect(**info) as conn:  # open while its backend is looked up: that one exits with it
+        pid = _one(conn, "SELECT pg_backend_pid()")[0]
+        postmaster = next(p.ppid for p in _processes() if p.pid == pid)
+    total = sum(p.ticks for p in _processes() if postmaster in (p.pid, p.ppid))
     return total / os.sysconf("SC_CLK_TCK")
 
 
